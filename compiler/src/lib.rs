@@ -1,0 +1,18 @@
+//! fomo-ad: compiles visual anomaly detection models (a MobileNetV2 cut at stride 8 and a
+//! PatchCore or GMM scorer) into standalone C or Rust for microcontrollers.
+//!
+//! Data flows one way: `frontend` (ONNX via tract) -> `ir` -> `passes` -> `exec` (the reference
+//! executor, the oracle) and the emitters. `cli` is the only module that ties them together.
+
+pub mod backbones;
+pub mod cli;
+pub mod error;
+pub mod exec;
+pub mod frontend;
+pub mod ir;
+pub mod passes;
+
+pub use error::{Error, Result};
+
+/// Version written into every generated file's header.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
