@@ -1,1 +1,66 @@
-//! Shared helpers for the integration tests.
+//! Helpers shared by the integration tests: where things are, seeded inputs, comparisons.
+
+use std::path::{Path, PathBuf};
+
+use fomo_ad::ir::{Shape, Tensor};
+
+/// The repository root (this crate lives in `tests/`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    repo_root().join("tests/fixtures").join(name)
+}
+
+pub fn shipped_model(name: &str) -> PathBuf {
+    repo_root().join("models").join(name)
+}
+
+/// The `fomo-ad` binary cargo built beside this test executable (`target/<profile>/fomo-ad`);
+/// the compiler package's own integration tests make cargo build it for every `cargo test`.
+pub fn fomo_ad_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test knows its own path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binaries live in target/<profile>/deps");
+    let bin = profile_dir.join(format!("fomo-ad{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: run the tests with `cargo test --workspace`",
+        bin.display()
+    );
+    bin
+}
+
+/// Deterministic pseudo-random values in `[lo, hi)` (xorshift; no dependency needed).
+pub fn seeded_values(len: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            lo + (hi - lo) * ((state >> 40) as f32 / (1u64 << 24) as f32)
+        })
+        .collect()
+}
+
+pub fn seeded_input(shape: Shape, seed: u64) -> Tensor {
+    Tensor::from_vec(shape, seeded_values(shape.len(), seed, 0.0, 1.0))
+}
+
+pub fn max_abs(values: &[f32]) -> f32 {
+    values.iter().fold(0.0f32, |m, v| m.max(v.abs()))
+}
+
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "compared tensors differ in length");
+    a.iter()
+        .zip(b)
+        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
+}

@@ -48,13 +48,16 @@ pub fn load_backbone(path: &Path, options: &BackboneOptions) -> Result<Backbone>
     load_backbone_bytes(path, &bytes, options)
 }
 
-/// Loads from bytes already in memory; `path` is used for messages only.
-pub fn load_backbone_bytes(
-    path: &Path,
-    bytes: &[u8],
-    options: &BackboneOptions,
-) -> Result<Backbone> {
-    let sha256 = hex::encode(Sha256::digest(bytes));
+/// A backbone read by tract, with static shapes, before lowering.
+struct Prepared {
+    typed: TypedModel,
+    catalogue: NodeCatalogue,
+    layout: InputLayout,
+    output_tensor: String,
+}
+
+/// Parses, checks ops, fixes the input shape, applies the cut and types the graph.
+fn prepare(path: &Path, bytes: &[u8], options: &BackboneOptions) -> Result<Prepared> {
     let onnx = tract_onnx::onnx();
     let proto = onnx.proto_model_for_read(&mut &bytes[..]).map_err(|e| {
         Error::input(
@@ -166,6 +169,27 @@ pub fn load_backbone_bytes(
         .prop_consts()
         .map_err(|e| Error::input(path, format!("cannot fold constants ({})", root_cause(&e))))?;
 
+    Ok(Prepared {
+        typed,
+        catalogue,
+        layout,
+        output_tensor,
+    })
+}
+
+/// Loads from bytes already in memory; `path` is used for messages only.
+pub fn load_backbone_bytes(
+    path: &Path,
+    bytes: &[u8],
+    options: &BackboneOptions,
+) -> Result<Backbone> {
+    let sha256 = hex::encode(Sha256::digest(bytes));
+    let Prepared {
+        typed,
+        catalogue,
+        layout,
+        output_tensor,
+    } = prepare(path, bytes, options)?;
     let graph = Lowering::new(path, &typed, &catalogue, layout)?.run()?;
     graph.validate().map_err(|e| {
         Error::input(
@@ -181,18 +205,53 @@ pub fn load_backbone_bytes(
     })
 }
 
+/// Runs the same backbone with tract itself (optimised, as a user of tract would): the
+/// independent check of the front end and the reference executor. `input` is CHW.
+pub fn run_with_tract(
+    path: &Path,
+    bytes: &[u8],
+    options: &BackboneOptions,
+    input: &crate::ir::Tensor,
+) -> Result<crate::ir::Tensor> {
+    let fail = |e: TractError| Error::input(path, format!("tract: {}", root_cause(&e)));
+    let backbone = load_backbone_bytes(path, bytes, options)?;
+    let Prepared { typed, layout, .. } = prepare(path, bytes, options)?;
+    let plan = typed
+        .into_optimized()
+        .and_then(|m| m.into_runnable())
+        .map_err(fail)?;
+    let crate::ir::Shape { c, h, w } = input.shape;
+    let source = match layout {
+        InputLayout::Nchw => Tensor::from_shape(&[1, c, h, w], &input.data),
+        InputLayout::Nhwc => Tensor::from_shape(&[1, h, w, c], &input.to_hwc()),
+    }
+    .map_err(fail)?;
+    let outputs = plan.run(tvec!(source.into())).map_err(fail)?;
+    let output = outputs[0].cast_to::<f32>().map_err(fail)?.into_owned();
+    let values: Vec<f32> = output
+        .to_plain_array_view::<f32>()
+        .map_err(fail)?
+        .iter()
+        .copied()
+        .collect();
+    let shape = backbone.graph.output_shape();
+    Ok(match backbone.graph.output_layout {
+        InputLayout::Nchw => crate::ir::Tensor::from_vec(shape, values),
+        InputLayout::Nhwc => crate::ir::Tensor::from_hwc(shape, &values),
+    })
+}
+
 /// tract errors are chains; the innermost cause is the one a user can act on.
 fn root_cause(e: &TractError) -> String {
     let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
     crate::error::one_line(&chain.join(": "))
 }
 
-/// Reads the declared input shape: layout, channel count and (if static) the spatial size.
-fn input_geometry(
-    path: &Path,
-    name: &str,
-    fact: &InferenceFact,
-) -> Result<(InputLayout, usize, Option<(usize, usize)>)> {
+/// Layout, channel count and (if static) the spatial size (h, w) the graph declares.
+type InputGeometry = (InputLayout, usize, Option<(usize, usize)>);
+
+/// Reads the declared input shape.
+fn input_geometry(path: &Path, name: &str, fact: &InferenceFact) -> Result<InputGeometry> {
     let dims: Vec<Option<usize>> = fact
         .shape
         .dims()
@@ -354,6 +413,7 @@ impl<'a> Lowering<'a> {
             input: TensorId(0),
             output: TensorId(0),
             input_layout,
+            output_layout: input_layout,
         };
         Ok(Lowering {
             path,
@@ -380,6 +440,11 @@ impl<'a> Lowering<'a> {
         match self.values.get(&outlet) {
             Some(Value::Activation(t, axes)) if *axes == NCHW || *axes == NHWC => {
                 self.graph.output = *t;
+                self.graph.output_layout = if *axes == NCHW {
+                    InputLayout::Nchw
+                } else {
+                    InputLayout::Nhwc
+                };
                 Ok(self.graph)
             }
             Some(Value::Activation(..)) => Err(Error::input(

@@ -126,6 +126,8 @@ pub struct Graph {
     pub input: TensorId,
     pub output: TensorId,
     pub input_layout: InputLayout,
+    /// Layout of the feature output in the source graph (informational, like `input_layout`).
+    pub output_layout: InputLayout,
 }
 
 impl Graph {

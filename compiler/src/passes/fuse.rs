@@ -143,3 +143,175 @@ pub fn fuse_clamps(graph: &mut Graph, keep: &[TensorId]) -> usize {
         true
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec;
+    use crate::ir::ops::{Conv, Pad, Window};
+    use crate::ir::{Graph, InputLayout, Node, Shape, Tensor};
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| {
+                (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 16) % 200) as f32
+                    / 100.0
+                    - 1.0
+            })
+            .collect()
+    }
+
+    fn conv(c_in: usize, c_out: usize, pads: [usize; 4], seed: u32) -> Conv {
+        Conv {
+            in_channels: c_in,
+            out_channels: c_out,
+            groups: 1,
+            window: Window {
+                kernel: [3, 3],
+                stride: [1, 1],
+                dilation: [1, 1],
+                pads,
+            },
+            weights: values(c_out * c_in * 9, seed),
+            bias: values(c_out, seed + 1),
+            activation: None,
+        }
+    }
+
+    /// input -> [ops...] in a chain; returns the graph.
+    fn chain(input: Shape, ops: Vec<Op>) -> Graph {
+        let mut g = Graph {
+            tensors: vec![],
+            nodes: vec![],
+            input: TensorId(0),
+            output: TensorId(0),
+            input_layout: InputLayout::Nchw,
+            output_layout: InputLayout::Nchw,
+        };
+        let mut t = g.add_tensor("input", input);
+        g.input = t;
+        for (i, op) in ops.into_iter().enumerate() {
+            let shape = op.output_shape(&[g.shape(t)]).expect("test ops fit");
+            let out = g.add_tensor(format!("t{i}"), shape);
+            g.nodes.push(Node {
+                name: format!("n{i}"),
+                op,
+                inputs: vec![t],
+                output: out,
+            });
+            t = out;
+        }
+        g.output = t;
+        g
+    }
+
+    fn assert_same_function(before: &Graph, after: &Graph) {
+        let input = Tensor::from_vec(before.input_shape(), values(before.input_shape().len(), 7));
+        let (a, b) = (exec::run(before, &input), exec::run(after, &input));
+        assert_eq!(a.shape, b.shape);
+        let diff = a
+            .data
+            .iter()
+            .zip(&b.data)
+            .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(diff < 1e-5, "rewrite changed the result by {diff}");
+    }
+
+    #[test]
+    fn batchnorm_like_affine_and_relu6_fold_into_the_conv() {
+        let affine = ChannelAffine {
+            scale: vec![0.5, -2.0],
+            bias: vec![0.25, 1.0],
+        };
+        let before = chain(
+            Shape::new(3, 5, 5),
+            vec![
+                Op::Conv(conv(3, 2, [1; 4], 1)),
+                Op::ChannelAffine(affine),
+                Op::Clamp(Clamp::RELU6),
+            ],
+        );
+        let mut after = before.clone();
+        crate::passes::optimize(&mut after, &mut []);
+        assert_eq!(after.nodes.len(), 1);
+        let Op::Conv(c) = &after.nodes[0].op else {
+            panic!("expected a conv, got {:?}", after.nodes[0].op)
+        };
+        assert_eq!(c.activation, Some(Clamp::RELU6));
+        assert_same_function(&before, &after);
+    }
+
+    #[test]
+    fn affine_is_not_folded_into_a_conv_with_a_fused_activation() {
+        let mut activated = conv(2, 2, [0; 4], 3);
+        activated.activation = Some(Clamp::RELU);
+        let mut g = chain(
+            Shape::new(2, 4, 4),
+            vec![
+                Op::Conv(activated),
+                Op::ChannelAffine(ChannelAffine::identity(2)),
+            ],
+        );
+        assert_eq!(fold_affine_into_conv(&mut g, &[]), 0);
+    }
+
+    #[test]
+    fn explicit_zero_pad_becomes_conv_padding() {
+        let before = chain(
+            Shape::new(2, 6, 6),
+            vec![
+                Op::Pad(Pad { pads: [0, 1, 2, 1] }),
+                Op::Conv(conv(2, 3, [1, 0, 0, 1], 5)),
+            ],
+        );
+        let mut after = before.clone();
+        assert_eq!(fold_pad_into_conv(&mut after, &[]), 1);
+        let Op::Conv(c) = &after.nodes[0].op else {
+            panic!("expected a conv")
+        };
+        assert_eq!(c.window.pads, [1, 1, 2, 2]);
+        assert_same_function(&before, &after);
+    }
+
+    #[test]
+    fn consecutive_affines_and_clamps_merge() {
+        let a = ChannelAffine {
+            scale: vec![2.0],
+            bias: vec![1.0],
+        };
+        let b = ChannelAffine {
+            scale: vec![-1.0],
+            bias: vec![0.5],
+        };
+        let before = chain(
+            Shape::new(1, 3, 3),
+            vec![
+                Op::ChannelAffine(a),
+                Op::ChannelAffine(b),
+                Op::Clamp(Clamp {
+                    min: -1.0,
+                    max: 3.0,
+                }),
+                Op::Clamp(Clamp::RELU),
+            ],
+        );
+        let mut after = before.clone();
+        crate::passes::optimize(&mut after, &mut []);
+        assert_eq!(after.nodes.len(), 2);
+        assert_same_function(&before, &after);
+    }
+
+    #[test]
+    fn kept_tensors_are_not_fused_away() {
+        let g0 = chain(
+            Shape::new(3, 5, 5),
+            vec![Op::Conv(conv(3, 2, [1; 4], 1)), Op::Clamp(Clamp::RELU)],
+        );
+        let mut g = g0.clone();
+        let mut keep = [g.nodes[0].output];
+        crate::passes::optimize(&mut g, &mut keep);
+        assert_eq!(g.nodes.len(), 2);
+        assert_eq!(keep[0], g.nodes[0].output);
+        assert_eq!(g.nodes.len(), g0.nodes.len());
+    }
+}

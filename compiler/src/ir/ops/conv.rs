@@ -60,8 +60,8 @@ impl Operator for Conv {
             ));
         }
         if self.groups == 0
-            || self.in_channels % self.groups != 0
-            || self.out_channels % self.groups != 0
+            || !self.in_channels.is_multiple_of(self.groups)
+            || !self.out_channels.is_multiple_of(self.groups)
         {
             return Err(format!(
                 "{} groups do not divide {} -> {} channels",
