@@ -11,6 +11,7 @@ pub mod exec;
 pub mod frontend;
 pub mod ir;
 pub mod passes;
+pub mod scorer;
 
 pub use error::{Error, Result};
 
