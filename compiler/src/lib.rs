@@ -6,7 +6,9 @@
 
 pub mod backbones;
 pub mod cli;
+pub mod data;
 pub mod error;
+pub mod eval;
 pub mod exec;
 pub mod frontend;
 pub mod ir;
