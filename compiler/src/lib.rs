@@ -6,11 +6,14 @@
 
 pub mod backbones;
 pub mod cli;
+pub mod data;
 pub mod error;
+pub mod eval;
 pub mod exec;
 pub mod frontend;
 pub mod ir;
 pub mod passes;
+pub mod scorer;
 
 pub use error::{Error, Result};
 

@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand; the only place that ties the stages together.
 
 pub mod inspect;
+pub mod synth;
 
 use clap::{Parser, Subcommand};
 
@@ -21,11 +22,14 @@ pub struct Cli {
 pub enum Command {
     /// Show a backbone's layers, parameters, MACs and feature grid.
     Inspect(inspect::InspectArgs),
+    /// Write a synthetic inspection data set (MVTec AD layout, with masks) for demos and tests.
+    Synth(synth::SynthArgs),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Inspect(args) => inspect::run(args),
+        Command::Synth(args) => synth::run(args),
     }
 }
 
