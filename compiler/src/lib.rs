@@ -4,6 +4,7 @@
 //! Data flows one way: `frontend` (ONNX via tract) -> `ir` -> `passes` -> `exec` (the reference
 //! executor, the oracle) and the emitters. `cli` is the only module that ties them together.
 
+pub mod artifact;
 pub mod backbones;
 pub mod cli;
 pub mod data;
@@ -13,6 +14,7 @@ pub mod exec;
 pub mod frontend;
 pub mod ir;
 pub mod passes;
+pub mod pipeline;
 pub mod scorer;
 
 pub use error::{Error, Result};

@@ -11,12 +11,18 @@ use crate::passes;
 pub struct InspectArgs {
     #[command(flatten)]
     pub backbone: BackboneArgs,
+    /// Show a trained model's metadata and sizes instead of a backbone.
+    #[arg(long, value_name = "MODEL.safetensors", conflicts_with_all = ["backbone", "input_size", "cut"])]
+    pub model: Option<std::path::PathBuf>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run(args: InspectArgs) -> Result<()> {
+    if let Some(path) = &args.model {
+        return inspect_model(path, args.json);
+    }
     let backbone = args.backbone.load()?;
     let mut graph = backbone.graph.clone();
     passes::optimize(&mut graph, &mut []);
@@ -153,4 +159,33 @@ fn truncate(text: &str, max: usize) -> String {
             .chain(std::iter::once('…'))
             .collect()
     }
+}
+
+fn inspect_model(path: &std::path::Path, as_json: bool) -> Result<()> {
+    let model = crate::artifact::load(path)?;
+    let tensors = model.scorer.tensors();
+    let constant_bytes: usize = tensors.iter().map(|(_, _, data)| data.len() * 4).sum();
+    if as_json {
+        let value = json!({
+            "model": path.display().to_string(),
+            "sha256": model.sha256,
+            "metadata": model.meta,
+            "tensors": tensors.iter().map(|(name, shape, _)| json!({"name": name, "shape": shape})).collect::<Vec<_>>(),
+            "constant_bytes": constant_bytes,
+        });
+        return super::print(&(serde_json::to_string_pretty(&value).expect("JSON values always serialise") + "\n"));
+    }
+    let m = &model.meta;
+    let mut text = format!(
+        "model       {} (sha256 {})\nscorer      {} {}\ninput       {}x{}x{} ({:?} scaling, {:?} resize)\nfeatures    {}x{}x{} from {:?}\ngrid        {}x{} cells\nthreshold   {} (suggested)\ntraining    {} images, seed {}, mean image score {}, max {}\nbackbone    {} (sha256 {})\n",
+        path.display(), &model.sha256[..16], m.scorer, m.scorer_config, m.input.width, m.input.height, m.input.channels,
+        m.input.scaling, m.input.resize, m.feature_grid[0], m.feature_grid[1], m.feature_grid[2], m.backbone.feature_nodes,
+        m.grid[0], m.grid[1], m.threshold, m.training.images, m.training.seed, m.training.mean_image_score,
+        m.training.max_image_score, m.backbone.name, &m.backbone.sha256[..16],
+    );
+    for (name, shape, _) in &tensors {
+        text += &format!("tensor      {name} {shape:?}\n");
+    }
+    text += &format!("constants   {constant_bytes} bytes of f32\n");
+    super::print(&text)
 }

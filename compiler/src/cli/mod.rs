@@ -2,6 +2,10 @@
 
 pub mod inspect;
 pub mod synth;
+pub mod model_args;
+pub mod score;
+pub mod test;
+pub mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -20,16 +24,25 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Show a backbone's layers, parameters, MACs and feature grid.
+    /// Show a backbone's layers, parameters, MACs and feature grid, or a trained model.
     Inspect(inspect::InspectArgs),
     /// Write a synthetic inspection data set (MVTec AD layout, with masks) for demos and tests.
     Synth(synth::SynthArgs),
+    /// Fit a PatchCore or GMM scorer on the normal images of a data set.
+    Train(train::TrainArgs),
+    /// Score a labelled test set: F1, AUROC, best threshold, heatmaps.
+    Test(test::TestArgs),
+    /// Score images: per image the score, the cell grid and the verdict.
+    Score(score::ScoreArgs),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Inspect(args) => inspect::run(args),
         Command::Synth(args) => synth::run(args),
+        Command::Train(args) => train::run(args),
+        Command::Test(args) => test::run(args),
+        Command::Score(args) => score::run(args),
     }
 }
 
