@@ -277,7 +277,7 @@ fn draw_defect(
             }
         }
         Defect::Spot => {
-            let radius = rng.random_range(5.0..8.0) * s;
+            let radius = rng.random_range(5.5..8.5) * s;
             let margin = radius * 1.3 + 2.0;
             let (cx, cy) = (
                 rng.random_range(margin..n - margin),
