@@ -56,27 +56,57 @@ pub fn feature_graph(backbone: &Backbone, layers: usize) -> Result<FeatureGraph>
     let feature_nodes = taps.iter().map(|t| node_name(&graph, *t)).collect();
     if layers > 1 {
         let shapes: Vec<_> = taps.iter().map(|t| graph.shape(*t)).collect();
-        let shape = Op::Concat(Concat).output_shape(&shapes).map_err(|e| Error::input(&backbone.path, e))?;
+        let shape = Op::Concat(Concat)
+            .output_shape(&shapes)
+            .map_err(|e| Error::input(&backbone.path, e))?;
         let output = graph.add_tensor("features", shape);
-        graph.nodes.push(Node { name: "features".into(), op: Op::Concat(Concat), inputs: taps, output });
+        graph.nodes.push(Node {
+            name: "features".into(),
+            op: Op::Concat(Concat),
+            inputs: taps,
+            output,
+        });
         graph.output = output;
     }
-    graph.validate().map_err(|e| Error::input(&backbone.path, format!("internal: feature graph: {e}")))?;
-    Ok(FeatureGraph { graph, feature_nodes })
+    graph
+        .validate()
+        .map_err(|e| Error::input(&backbone.path, format!("internal: feature graph: {e}")))?;
+    Ok(FeatureGraph {
+        graph,
+        feature_nodes,
+    })
 }
 
 fn node_name(graph: &Graph, t: TensorId) -> String {
-    graph.producer(t).map_or_else(|| graph.tensors[t.0].name.clone(), |i| graph.nodes[i].name.clone())
+    graph.producer(t).map_or_else(
+        || graph.tensors[t.0].name.clone(),
+        |i| graph.nodes[i].name.clone(),
+    )
 }
 
 /// The preprocessing that feeds `graph`: its input size and channels, with the given options.
-pub fn preprocess_for(graph: &Graph, resize: crate::data::Resize, scaling: crate::data::Scaling) -> Preprocess {
+pub fn preprocess_for(
+    graph: &Graph,
+    resize: crate::data::Resize,
+    scaling: crate::data::Scaling,
+) -> Preprocess {
     let s = graph.input_shape();
-    Preprocess { width: s.w, height: s.h, channels: s.c, resize, scaling }
+    Preprocess {
+        width: s.w,
+        height: s.h,
+        channels: s.c,
+        resize,
+        scaling,
+    }
 }
 
 /// Loads every image and runs the feature graph on it, in parallel, keeping order.
-pub fn extract_features(graph: &Graph, pre: &Preprocess, paths: &[PathBuf], label: &str) -> Result<Vec<Tensor>> {
+pub fn extract_features(
+    graph: &Graph,
+    pre: &Preprocess,
+    paths: &[PathBuf],
+    label: &str,
+) -> Result<Vec<Tensor>> {
     let bar = progress_bar(paths.len() as u64, label);
     let features = paths
         .par_iter()
@@ -92,7 +122,12 @@ pub fn extract_features(graph: &Graph, pre: &Preprocess, paths: &[PathBuf], labe
 }
 
 /// Cell scores of one image file, with the resized pixels (for heatmaps and generated code).
-pub fn score_image(graph: &Graph, pre: &Preprocess, scorer: &dyn Scorer, path: &Path) -> Result<(Vec<u8>, Vec<f32>)> {
+pub fn score_image(
+    graph: &Graph,
+    pre: &Preprocess,
+    scorer: &dyn Scorer,
+    path: &Path,
+) -> Result<(Vec<u8>, Vec<f32>)> {
     let pixels = pre.load_pixels(path)?;
     let features = exec::run(graph, &pre.pixels_to_tensor(&pixels));
     Ok((pixels, scorer.score(&features)))

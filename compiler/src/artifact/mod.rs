@@ -110,17 +110,28 @@ pub fn save(path: &Path, meta: &ModelMeta, scorer: &dyn Scorer) -> Result<()> {
     let tensors = scorer.tensors();
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .into_iter()
-        .map(|(name, shape, data)| (name, shape, data.iter().flat_map(|v| v.to_le_bytes()).collect()))
+        .map(|(name, shape, data)| {
+            (
+                name,
+                shape,
+                data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            )
+        })
         .collect();
     let views: Vec<(String, TensorView<'_>)> = bytes
         .iter()
         .map(|(name, shape, data)| {
-            let view = TensorView::new(Dtype::F32, shape.clone(), data).map_err(|e| Error::input(path, format!("tensor `{name}`: {e}")))?;
+            let view = TensorView::new(Dtype::F32, shape.clone(), data)
+                .map_err(|e| Error::input(path, format!("tensor `{name}`: {e}")))?;
             Ok((name.clone(), view))
         })
         .collect::<Result<_>>()?;
-    let metadata = HashMap::from([(METADATA_KEY.to_string(), serde_json::to_string(meta).expect("metadata always serialises"))]);
-    let serialized = safetensors::serialize(views, Some(metadata)).map_err(|e| Error::input(path, format!("cannot serialise: {e}")))?;
+    let metadata = HashMap::from([(
+        METADATA_KEY.to_string(),
+        serde_json::to_string(meta).expect("metadata always serialises"),
+    )]);
+    let serialized = safetensors::serialize(views, Some(metadata))
+        .map_err(|e| Error::input(path, format!("cannot serialise: {e}")))?;
     write_atomically(path, &serialized)
 }
 
@@ -131,7 +142,10 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         _ => Path::new("."),
     };
     if path.is_dir() {
-        return Err(Error::input(path, "is a directory; give a file name for the model"));
+        return Err(Error::input(
+            path,
+            "is a directory; give a file name for the model",
+        ));
     }
     let mut file = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
     file.write_all(bytes).map_err(|e| Error::io(path, e))?;
@@ -140,24 +154,39 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 pub fn load(path: &Path) -> Result<Model> {
-    let size = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+    let size = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
     if size > MAX_ARTIFACT_BYTES {
-        return Err(Error::input(path, format!("is {size} bytes, larger than any model fomo-ad writes")));
+        return Err(Error::input(
+            path,
+            format!("is {size} bytes, larger than any model fomo-ad writes"),
+        ));
     }
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
     let (meta, scorer) = parse(path, &bytes)?;
-    Ok(Model { meta, scorer, path: path.to_path_buf(), sha256 })
+    Ok(Model {
+        meta,
+        scorer,
+        path: path.to_path_buf(),
+        sha256,
+    })
 }
 
 fn parse(path: &Path, bytes: &[u8]) -> Result<(ModelMeta, Box<dyn Scorer>)> {
     let bad = |message: String| Error::input(path, message);
-    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| bad(format!("not a fomo-ad model (unreadable safetensors: {e})")))?;
+    let (_, header) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| bad(format!("not a fomo-ad model (unreadable safetensors: {e})")))?;
     let raw_meta = header
         .metadata()
         .as_ref()
         .and_then(|m| m.get(METADATA_KEY))
-        .ok_or_else(|| bad(format!("not a fomo-ad model (no `{METADATA_KEY}` metadata)")))?;
+        .ok_or_else(|| {
+            bad(format!(
+                "not a fomo-ad model (no `{METADATA_KEY}` metadata)"
+            ))
+        })?;
     let version = serde_json::from_str::<serde_json::Value>(raw_meta)
         .map_err(|e| bad(format!("metadata `{METADATA_KEY}` is not JSON: {e}")))?
         .get("format_version")
@@ -166,14 +195,23 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(ModelMeta, Box<dyn Scorer>)> {
     if version != u64::from(FORMAT_VERSION) {
         return Err(bad(format!("format_version {version} is not supported (this fomo-ad reads version {FORMAT_VERSION}; upgrade fomo-ad)")));
     }
-    let meta: ModelMeta = serde_json::from_str(raw_meta).map_err(|e| bad(format!("metadata: {e}")))?;
-    let tensors = SafeTensors::deserialize(bytes).map_err(|e| bad(format!("unreadable safetensors: {e}")))?;
+    let meta: ModelMeta =
+        serde_json::from_str(raw_meta).map_err(|e| bad(format!("metadata: {e}")))?;
+    let tensors =
+        SafeTensors::deserialize(bytes).map_err(|e| bad(format!("unreadable safetensors: {e}")))?;
     let mut map = TensorMap::new();
     for (name, view) in tensors.tensors() {
         if view.dtype() != Dtype::F32 {
-            return Err(bad(format!("tensor `{name}` has dtype {:?}; fomo-ad models hold f32 only", view.dtype())));
+            return Err(bad(format!(
+                "tensor `{name}` has dtype {:?}; fomo-ad models hold f32 only",
+                view.dtype()
+            )));
         }
-        let values = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let values = view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
         map.insert(name, (view.shape().to_vec(), values));
     }
     let scorer = scorer::from_parts(meta.scorer, &meta.scorer_config, &map).map_err(bad)?;
@@ -185,27 +223,45 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(ModelMeta, Box<dyn Scorer>)> {
 fn check_consistency(meta: &ModelMeta, scorer: &dyn Scorer) -> std::result::Result<(), String> {
     let [fh, fw, fc] = meta.feature_grid;
     if scorer.channels() != fc {
-        return Err(format!("feature_grid says {fc} channels but the scorer reads {}", scorer.channels()));
+        return Err(format!(
+            "feature_grid says {fc} channels but the scorer reads {}",
+            scorer.channels()
+        ));
     }
     let (rows, cols) = scorer.grid(crate::ir::Shape::new(fc, fh, fw));
     if [rows, cols] != meta.grid {
         return Err(format!("grid {:?} disagrees with the scorer, which gives {rows}x{cols} cells on a {fh}x{fw} feature map", meta.grid));
     }
     let input = &meta.input;
-    if input.width == 0 || input.height == 0 || input.width % 8 != 0 || input.height % 8 != 0 {
-        return Err(format!("input {}x{} is not a multiple of 8", input.width, input.height));
+    if input.width == 0
+        || input.height == 0
+        || !input.width.is_multiple_of(8)
+        || !input.height.is_multiple_of(8)
+    {
+        return Err(format!(
+            "input {}x{} is not a multiple of 8",
+            input.width, input.height
+        ));
     }
     if input.channels != 1 && input.channels != 3 {
-        return Err(format!("input channels {} (expected 1 or 3)", input.channels));
+        return Err(format!(
+            "input channels {} (expected 1 or 3)",
+            input.channels
+        ));
     }
     if !meta.threshold.is_finite() {
         return Err("threshold is not finite".into());
     }
-    if meta.backbone.sha256.len() != 64 || !meta.backbone.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if meta.backbone.sha256.len() != 64
+        || !meta.backbone.sha256.bytes().all(|b| b.is_ascii_hexdigit())
+    {
         return Err("backbone.sha256 is not a sha256 hex digest".into());
     }
     if meta.backbone.layers == 0 || meta.backbone.layers > 3 {
-        return Err(format!("backbone.layers {} (expected 1 to 3)", meta.backbone.layers));
+        return Err(format!(
+            "backbone.layers {} (expected 1 to 3)",
+            meta.backbone.layers
+        ));
     }
     Ok(())
 }

@@ -173,7 +173,9 @@ fn inspect_model(path: &std::path::Path, as_json: bool) -> Result<()> {
             "tensors": tensors.iter().map(|(name, shape, _)| json!({"name": name, "shape": shape})).collect::<Vec<_>>(),
             "constant_bytes": constant_bytes,
         });
-        return super::print(&(serde_json::to_string_pretty(&value).expect("JSON values always serialise") + "\n"));
+        return super::print(
+            &(serde_json::to_string_pretty(&value).expect("JSON values always serialise") + "\n"),
+        );
     }
     let m = &model.meta;
     let mut text = format!(

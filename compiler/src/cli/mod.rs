@@ -1,9 +1,9 @@
 //! The command line: one file per subcommand; the only place that ties the stages together.
 
 pub mod inspect;
-pub mod synth;
 pub mod model_args;
 pub mod score;
+pub mod synth;
 pub mod test;
 pub mod train;
 

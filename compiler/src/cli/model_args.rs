@@ -30,7 +30,10 @@ impl ModelArgs {
     pub fn load(&self) -> Result<LoadedModel> {
         let model = artifact::load(&self.model)?;
         let meta = &model.meta;
-        let options = BackboneOptions { input_size: Some((meta.input.width, meta.input.height)), cut: meta.backbone.cut.clone() };
+        let options = BackboneOptions {
+            input_size: Some((meta.input.width, meta.input.height)),
+            cut: meta.backbone.cut.clone(),
+        };
         let backbone = crate::backbones::load(self.backbone.as_deref(), &options)?;
         model.check_backbone(&backbone.sha256, &backbone.path)?;
         let features = feature_graph(&backbone, meta.backbone.layers)?;
@@ -41,6 +44,11 @@ impl ModelArgs {
             resize: meta.input.resize,
             scaling: meta.input.scaling,
         };
-        Ok(LoadedModel { model, backbone, features, preprocess })
+        Ok(LoadedModel {
+            model,
+            backbone,
+            features,
+            preprocess,
+        })
     }
 }

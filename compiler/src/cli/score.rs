@@ -29,7 +29,12 @@ pub fn run(args: ScoreArgs) -> Result<()> {
     let cols = loaded.model.meta.grid[1];
     let mut results = vec![];
     for path in &args.images {
-        let (_, cells) = score_image(&loaded.features.graph, &loaded.preprocess, loaded.model.scorer.as_ref(), path)?;
+        let (_, cells) = score_image(
+            &loaded.features.graph,
+            &loaded.preprocess,
+            loaded.model.scorer.as_ref(),
+            path,
+        )?;
         results.push((path, image_score(&cells), cells));
     }
     if args.json {
@@ -39,14 +44,28 @@ pub fn run(args: ScoreArgs) -> Result<()> {
                 json!({"path": path.display().to_string(), "score": score, "anomalous": *score >= threshold, "cells": cells.chunks(cols).collect::<Vec<_>>()})
             })
             .collect();
-        return super::print(&(serde_json::to_string_pretty(&list).expect("JSON values always serialise") + "\n"));
+        return super::print(
+            &(serde_json::to_string_pretty(&list).expect("JSON values always serialise") + "\n"),
+        );
     }
     let mut text = String::new();
     for (path, score, cells) in &results {
         let verdict = if *score >= threshold { "ANOMALY" } else { "ok" };
-        text += &format!("{}: score {score:.4} -> {verdict} (threshold {threshold})\n", path.display());
+        text += &format!(
+            "{}: score {score:.4} -> {verdict} (threshold {threshold})\n",
+            path.display()
+        );
         for row in cells.chunks(cols) {
-            let line: Vec<String> = row.iter().map(|v| if *v >= threshold { format!("[{v:6.2}]") } else { format!(" {v:6.2} ") }).collect();
+            let line: Vec<String> = row
+                .iter()
+                .map(|v| {
+                    if *v >= threshold {
+                        format!("[{v:6.2}]")
+                    } else {
+                        format!(" {v:6.2} ")
+                    }
+                })
+                .collect();
             text += &format!("  {}\n", line.join(""));
         }
     }

@@ -53,10 +53,26 @@ pub fn run(args: TestArgs) -> Result<()> {
     let scored = samples
         .par_iter()
         .map(|s| {
-            let (pixels, cells) = score_image(&loaded.features.graph, &loaded.preprocess, loaded.model.scorer.as_ref(), &s.path)?;
-            let mask = s.mask.as_ref().map(|m| mask_cells(m, &loaded.preprocess, rows, cols)).transpose()?;
+            let (pixels, cells) = score_image(
+                &loaded.features.graph,
+                &loaded.preprocess,
+                loaded.model.scorer.as_ref(),
+                &s.path,
+            )?;
+            let mask = s
+                .mask
+                .as_ref()
+                .map(|m| mask_cells(m, &loaded.preprocess, rows, cols))
+                .transpose()?;
             bar.inc(1);
-            Ok(Scored { path: s.path.clone(), label: s.label, defect: s.defect.clone(), pixels, cells, mask })
+            Ok(Scored {
+                path: s.path.clone(),
+                label: s.label,
+                defect: s.defect.clone(),
+                pixels,
+                cells,
+                mask,
+            })
         })
         .collect::<Result<Vec<_>>>()?;
     bar.finish_and_clear();
@@ -82,17 +98,41 @@ pub fn run(args: TestArgs) -> Result<()> {
             _ => {}
         }
     }
-    let cell_auroc = if any_mask { auroc(&cell_scores, &cell_truth) } else { None };
+    let cell_auroc = if any_mask {
+        auroc(&cell_scores, &cell_truth)
+    } else {
+        None
+    };
 
     if let Some(dir) = &args.heatmaps {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let scale_max = scores.iter().copied().fold(threshold, f32::max);
         for s in &scored {
-            let stem = s.path.file_stem().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-            let group = s.defect.clone().unwrap_or_else(|| if s.label.is_anomaly() { "anomaly".into() } else { "good".into() });
+            let stem = s
+                .path
+                .file_stem()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            let group = s.defect.clone().unwrap_or_else(|| {
+                if s.label.is_anomaly() {
+                    "anomaly".into()
+                } else {
+                    "good".into()
+                }
+            });
             let out = dir.join(format!("{group}_{stem}.png"));
             let pre = &loaded.preprocess;
-            eval::write_heatmap(&s.pixels, pre.width, pre.height, pre.channels, &s.cells, rows, cols, threshold, scale_max, &out)?;
+            eval::write_heatmap(
+                &s.pixels,
+                pre.width,
+                pre.height,
+                pre.channels,
+                &s.cells,
+                rows,
+                cols,
+                threshold,
+                scale_max,
+                &out,
+            )?;
         }
     }
 
@@ -125,9 +165,16 @@ pub fn run(args: TestArgs) -> Result<()> {
             "best_f1": best_f1,
             "images": images,
         });
-        return super::print(&(serde_json::to_string_pretty(&report).expect("JSON values always serialise") + "\n"));
+        return super::print(
+            &(serde_json::to_string_pretty(&report).expect("JSON values always serialise") + "\n"),
+        );
     }
-    let fmt = |v: Option<f64>| v.map_or_else(|| "n/a (one class missing)".to_string(), |v| format!("{v:.4}"));
+    let fmt = |v: Option<f64>| {
+        v.map_or_else(
+            || "n/a (one class missing)".to_string(),
+            |v| format!("{v:.4}"),
+        )
+    };
     let mut text = format!(
         "tested {} ({} scorer) on {} images of {}\n\
          threshold       {threshold}{}\n\
@@ -140,7 +187,11 @@ pub fn run(args: TestArgs) -> Result<()> {
         meta.scorer,
         scored.len(),
         args.data.display(),
-        if args.threshold.is_none() { " (suggested: max training score)" } else { "" },
+        if args.threshold.is_none() {
+            " (suggested: max training score)"
+        } else {
+            ""
+        },
         fmt(image_auroc),
         fmt(cell_auroc),
         matrix.f1(),

@@ -8,7 +8,9 @@ use crate::artifact::{self, BackboneSpec, InputSpec, ModelMeta, TrainingInfo};
 use crate::data::{open_dataset, Resize, Scaling};
 use crate::error::{Error, Result};
 use crate::pipeline::{self, extract_features, feature_graph, image_score, preprocess_for};
-use crate::scorer::{self, Capacity, Covariance, GmmOptions, GmmScoreMode, PatchCoreOptions, Scorer, ScorerKind};
+use crate::scorer::{
+    self, Capacity, Covariance, GmmOptions, GmmScoreMode, PatchCoreOptions, Scorer, ScorerKind,
+};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 pub enum ScorerArg {
@@ -107,7 +109,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
         bar.set_length(total);
         bar.set_position(done);
     };
-    let fit_error = |e: String| Error::input(&args.data, format!("cannot fit the {:?} scorer: {e}", args.scorer));
+    let fit_error = |e: String| {
+        Error::input(
+            &args.data,
+            format!("cannot fit the {:?} scorer: {e}", args.scorer),
+        )
+    };
     let scorer: Box<dyn Scorer> = match args.scorer {
         ScorerArg::Patchcore => {
             let options = PatchCoreOptions {
@@ -145,8 +152,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
     };
     bar.finish_and_clear();
 
-    let image_scores: Vec<f32> = features.iter().map(|f| image_score(&scorer.score(f))).collect();
-    let max_image_score = image_scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let image_scores: Vec<f32> = features
+        .iter()
+        .map(|f| image_score(&scorer.score(f)))
+        .collect();
+    let max_image_score = image_scores
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
     let mean_image_score = image_scores.iter().sum::<f32>() / image_scores.len() as f32;
     let feature_shape = features_graph.graph.output_shape();
     let (rows, cols) = scorer.grid(feature_shape);
@@ -155,18 +168,32 @@ pub fn run(args: TrainArgs) -> Result<()> {
         generator: format!("fomo-ad {}", crate::VERSION),
         scorer: scorer.kind(),
         scorer_config: scorer.metadata(),
-        input: InputSpec { width: pre.width, height: pre.height, channels: pre.channels, scaling: args.input_scaling, resize: args.resize },
+        input: InputSpec {
+            width: pre.width,
+            height: pre.height,
+            channels: pre.channels,
+            scaling: args.input_scaling,
+            resize: args.resize,
+        },
         feature_grid: [feature_shape.h, feature_shape.w, feature_shape.c],
         grid: [rows, cols],
         backbone: BackboneSpec {
             sha256: backbone.sha256.clone(),
-            name: backbone.path.file_name().map_or_else(|| backbone.path.display().to_string(), |n| n.to_string_lossy().into_owned()),
+            name: backbone.path.file_name().map_or_else(
+                || backbone.path.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            ),
             cut: args.backbone.cut.clone(),
             feature_nodes: features_graph.feature_nodes.clone(),
             layers,
         },
         threshold: max_image_score,
-        training: TrainingInfo { images: features.len(), seed: args.seed, mean_image_score, max_image_score },
+        training: TrainingInfo {
+            images: features.len(),
+            seed: args.seed,
+            mean_image_score,
+            max_image_score,
+        },
     };
     artifact::save(&args.out, &meta, scorer.as_ref())?;
     let kind = match scorer.kind() {
