@@ -44,7 +44,7 @@ pub struct Program {
     pub grid: Grid,
     /// `anomalous = max_score >= threshold`.
     pub threshold: f32,
-    /// Every constant array, in the order they are emitted (steps first, then the scorer).
+    /// Every constant array, in the order they are emitted (input scaling, steps, scorer).
     pub constants: Vec<Constant>,
     pub arena: ArenaPlan,
 }
@@ -77,9 +77,9 @@ pub struct Provenance {
 pub struct InputStage {
     /// `shape.w` x `shape.h` pixels of `shape.c` interleaved channels (1 = grayscale, 3 = RGB).
     pub shape: Shape,
-    /// Per channel, `shape.c` values each.
-    pub scale: Vec<f32>,
-    pub offset: Vec<f32>,
+    /// `[channels]` each: the artifact's pixel scaling.
+    pub scale: ConstId,
+    pub offset: ConstId,
     /// Where the converted (or, for `run_f32`, copied) input goes.
     pub output: Operand,
 }
@@ -490,6 +490,21 @@ pub fn lower(source: &Source) -> Result<Program> {
         buffers: Vec::new(),
         constants: Vec::new(),
     };
+    let c = input_shape.c;
+    let input_scale = b.constant(
+        "input_scale".into(),
+        source.input_scale.clone(),
+        vec![c],
+        "[channels]",
+        "pixel scaling: input = pixel * scale + offset".into(),
+    )?;
+    let input_offset = b.constant(
+        "input_offset".into(),
+        source.input_offset.clone(),
+        vec![c],
+        "[channels]",
+        "pixel scaling: input = pixel * scale + offset".into(),
+    )?;
     // Step 0 writes the input; node i runs at step i + 1; the scorer's steps follow.
     let mut tensor_buffer: Vec<Option<usize>> = vec![None; graph.tensors.len()];
     tensor_buffer[graph.input.0] = Some(b.buffer(input_shape.len(), 0));
@@ -591,8 +606,8 @@ pub fn lower(source: &Source) -> Result<Program> {
         },
         input: InputStage {
             shape: input_shape,
-            scale: source.input_scale.clone(),
-            offset: source.input_offset.clone(),
+            scale: input_scale,
+            offset: input_offset,
             output: operand((input_buffer, input_shape)),
         },
         steps,
