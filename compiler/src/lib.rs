@@ -7,6 +7,7 @@
 pub mod artifact;
 pub mod backbones;
 pub mod cli;
+pub mod codegen;
 pub mod data;
 pub mod error;
 pub mod eval;

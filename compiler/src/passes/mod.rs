@@ -2,6 +2,7 @@
 //! fuse activations, absorb zero padding. Each pass is a named function with its own test.
 
 mod fuse;
+pub mod memory;
 
 pub use fuse::{fold_affine_into_conv, fold_pad_into_conv, fuse_clamps, merge_affines};
 

@@ -1,0 +1,194 @@
+//! Helpers shared by the C generator's tests: fixtures, deterministic random data, and compiling
+//! and running generated C with the system compiler.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use fomo_ad::codegen::program::{Identity, ScorerSpec, Source};
+use fomo_ad::codegen::{GeneratedFile, Program};
+use fomo_ad::frontend::{load_backbone, BackboneOptions};
+use fomo_ad::ir::Graph;
+
+/// The warnings the generated C must compile without (issue: C generator).
+pub const STRICT_FLAGS: &[&str] = &[
+    "-std=c99",
+    "-Wall",
+    "-Wextra",
+    "-Wpedantic",
+    "-Wshadow",
+    "-Wconversion",
+    "-Wdouble-promotion",
+    "-Werror",
+];
+
+pub fn repo_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(relative)
+}
+
+/// The two shipped backbones.
+pub const SHIPPED: &[&str] = &[
+    "models/mobilenetv2_0.35_cut8.onnx",
+    "models/mobilenetv2_1.0_cut8.onnx",
+];
+
+/// Loads a backbone and runs the optimisation passes, as `compile` does.
+pub fn optimized_backbone(relative: &str) -> (Graph, Identity) {
+    let backbone = load_backbone(&repo_path(relative), &BackboneOptions::default())
+        .unwrap_or_else(|e| panic!("{relative}: {e}"));
+    let mut graph = backbone.graph;
+    fomo_ad::passes::optimize(&mut graph, &mut []);
+    let name = Path::new(relative)
+        .file_name()
+        .expect("fixture paths name a file")
+        .to_string_lossy()
+        .into_owned();
+    (
+        graph,
+        Identity {
+            name,
+            sha256: backbone.sha256,
+        },
+    )
+}
+
+/// SplitMix64: deterministic test data without extra dependencies.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+    }
+    pub fn byte(&mut self) -> u8 {
+        (self.next_u64() >> 56) as u8
+    }
+    pub fn floats(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+        (0..n).map(|_| lo + (hi - lo) * self.unit()).collect()
+    }
+}
+
+/// A source with pixel scaling to 0..1 and the given scorer, for tests.
+pub fn source<'a>(
+    graph: &'a Graph,
+    backbone: Identity,
+    scorer: ScorerSpec,
+    threshold: f32,
+) -> Source<'a> {
+    let c = graph.input_shape().c;
+    Source {
+        graph,
+        scorer,
+        input_scale: vec![1.0 / 255.0; c],
+        input_offset: vec![0.0; c],
+        threshold,
+        model: Identity {
+            name: "test-model.safetensors".into(),
+            sha256: "0".repeat(64),
+        },
+        backbone,
+        options: vec![],
+    }
+}
+
+pub fn write_files(dir: &Path, files: &[GeneratedFile]) {
+    for f in files {
+        std::fs::write(dir.join(&f.path), &f.contents).expect("the temp dir is writable");
+    }
+}
+
+/// Compiles `sources` (paths relative to `dir`) into `dir/name` with the strict warning flags.
+pub fn compile(dir: &Path, sources: &[&str], defines: &[String], name: &str) -> PathBuf {
+    let exe = dir.join(name);
+    let output = Command::new("cc")
+        .current_dir(dir)
+        .args(STRICT_FLAGS)
+        .arg("-O2")
+        .args(defines)
+        .args(sources)
+        .arg("-o")
+        .arg(&exe)
+        .arg("-lm")
+        .output()
+        .expect("a C compiler `cc` is installed");
+    assert!(
+        output.status.success(),
+        "cc failed on {sources:?} in {}:\n{}",
+        dir.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    exe
+}
+
+/// Runs `exe` with `input` on stdin and returns its stdout.
+pub fn run(exe: &Path, input: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = Command::new(exe)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the compiled harness runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(input)
+        .expect("the harness reads its input");
+    let output = child.wait_with_output().expect("the harness finishes");
+    assert!(
+        output.status.success(),
+        "{} failed: {}",
+        exe.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+pub fn f32s_to_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+pub fn bytes_to_f32s(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// `max |a - b| / max |b|` (b the reference), and `max |b|`.
+pub fn relative_error(actual: &[f32], reference: &[f32]) -> (f32, f32) {
+    assert_eq!(actual.len(), reference.len(), "output lengths differ");
+    let scale = reference.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let err = actual
+        .iter()
+        .zip(reference)
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    (err / scale.max(f32::MIN_POSITIVE), scale)
+}
+
+/// A tiny PatchCore scorer over `channels` features (random bank), enough to build a program.
+pub fn tiny_patchcore(channels: usize, entries: usize, seed: u64) -> ScorerSpec {
+    ScorerSpec::PatchCore {
+        pool: 3,
+        neighbors: 2.min(entries),
+        memory_bank: Rng::new(seed).floats(entries * channels, 0.0, 2.0),
+        dim: channels,
+    }
+}
+
+pub fn lower(source: &Source) -> Program {
+    fomo_ad::codegen::lower(source).unwrap_or_else(|e| panic!("lowering failed: {e}"))
+}
