@@ -167,23 +167,69 @@ fn check_training_features(features: &[Tensor]) -> Result<Shape, String> {
 fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
     let mut lanes = [0.0f32; 8];
-    let (a8, a_rest) = a.split_at(a.len() / 8 * 8);
-    let (b8, b_rest) = b.split_at(a8.len());
-    for (ca, cb) in a8.chunks_exact(8).zip(b8.chunks_exact(8)) {
-        for l in 0..8 {
-            let d = ca[l] - cb[l];
-            lanes[l] += d * d;
+    let split = a.len() / 8 * 8;
+    for (ca, cb) in a[..split].chunks_exact(8).zip(b[..split].chunks_exact(8)) {
+        accumulate(&mut lanes, ca, cb);
+    }
+    combine(&lanes) + tail(&a[split..], &b[split..])
+}
+
+/// [`squared_distance`] (the same value, bit for bit) when it is below `bound`, otherwise some
+/// value >= `bound`: stops early once the partial sum reaches `bound`. Exact because every term
+/// is non-negative and float addition is monotonic, so partial sums never exceed the total.
+#[inline]
+fn squared_distance_below(a: &[f32], b: &[f32], bound: f32) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    let mut lanes = [0.0f32; 8];
+    let split = a.len() / 8 * 8;
+    for (block_a, block_b) in a[..split].chunks(32).zip(b[..split].chunks(32)) {
+        for (ca, cb) in block_a.chunks_exact(8).zip(block_b.chunks_exact(8)) {
+            accumulate(&mut lanes, ca, cb);
+        }
+        let partial = combine(&lanes);
+        if partial >= bound {
+            return partial;
         }
     }
-    let mut tail = 0.0f32;
-    for (x, y) in a_rest.iter().zip(b_rest) {
-        tail += (x - y) * (x - y);
+    combine(&lanes) + tail(&a[split..], &b[split..])
+}
+
+#[inline(always)]
+fn accumulate(lanes: &mut [f32; 8], a: &[f32], b: &[f32]) {
+    for l in 0..8 {
+        let d = a[l] - b[l];
+        lanes[l] += d * d;
     }
-    let pairs = [
-        lanes[0] + lanes[4],
-        lanes[1] + lanes[5],
-        lanes[2] + lanes[6],
-        lanes[3] + lanes[7],
-    ];
-    (pairs[0] + pairs[2]) + (pairs[1] + pairs[3]) + tail
+}
+
+#[inline(always)]
+fn combine(lanes: &[f32; 8]) -> f32 {
+    ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6]))
+        + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]))
+}
+
+#[inline(always)]
+fn tail(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_distance_is_exact_below_the_bound() {
+        let a: Vec<f32> = (0..77).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..77).map(|i| (i as f32 * 0.11).cos()).collect();
+        let full = squared_distance(&a, &b);
+        let direct: f64 = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| ((x - y) as f64).powi(2))
+            .sum();
+        assert!((full as f64 - direct).abs() < 1e-5 * direct);
+        assert_eq!(squared_distance_below(&a, &b, f32::INFINITY), full);
+        assert_eq!(squared_distance_below(&a, &b, full * 1.0001), full);
+        assert!(squared_distance_below(&a, &b, full * 0.1) >= full * 0.1);
+    }
 }

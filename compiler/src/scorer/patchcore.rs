@@ -18,8 +18,8 @@ use rayon::prelude::*;
 
 use super::random::{gaussian_projection, rng};
 use super::{
-    check_training_features, parse_config, reject_unknown_tensors, squared_distance, take_tensor,
-    Scorer, ScorerKind, TensorMap,
+    check_training_features, parse_config, reject_unknown_tensors, squared_distance,
+    squared_distance_below, take_tensor, Scorer, ScorerKind, TensorMap,
 };
 use crate::ir::{Shape, Tensor};
 
@@ -103,8 +103,13 @@ impl PatchCore {
         // The k smallest squared distances, kept sorted (k is small).
         let mut nearest: Vec<f32> = Vec::with_capacity(k + 1);
         for i in 0..self.memory_len() {
-            let d = squared_distance(v, self.entry(i));
-            if nearest.len() < k || d < nearest[k - 1] {
+            let bound = if nearest.len() < k {
+                f32::INFINITY
+            } else {
+                nearest[k - 1]
+            };
+            let d = squared_distance_below(v, self.entry(i), bound);
+            if d < bound {
                 let at = nearest.partition_point(|&x| x <= d);
                 nearest.insert(at, d);
                 nearest.truncate(k);
@@ -316,6 +321,8 @@ pub fn fit_patchcore(
 /// Points per parallel task in the coreset loops: fixed, so results never depend on the thread
 /// count.
 const CHUNK: usize = 2048;
+/// Relative safety margin of the coreset's triangle-inequality pruning (squared distances).
+const PRUNE_MARGIN: f32 = 1.001;
 
 /// Greedy k-center (minimax facility location) coreset of `points` (`[n, dim]` row-major):
 /// indices of up to `keep` points, in selection order. Distances are measured after a seeded
@@ -362,8 +369,11 @@ pub fn greedy_coreset(
         };
     let projected: &[f32] = &projected;
     let mut min_dist = vec![f32::INFINITY; n];
-    let mut selected = Vec::with_capacity(keep);
+    // Position in `selected` of each point's nearest centre, for the pruning below.
+    let mut nearest = vec![0u32; n];
+    let mut selected: Vec<usize> = Vec::with_capacity(keep);
     let mut next = start;
+    let row = |p: usize| &projected[p * pdim..(p + 1) * pdim];
     progress(0, keep as u64);
     loop {
         selected.push(next);
@@ -371,19 +381,32 @@ pub fn greedy_coreset(
         if selected.len() == keep {
             break;
         }
-        let centre = &projected[next * pdim..(next + 1) * pdim];
+        let centre = row(next);
+        let newest = (selected.len() - 1) as u32;
+        // Triangle inequality: |p - c| >= |a - c| - |p - a| for p's nearest centre a, so when
+        // |a - c| >= 2 |p - a| the new centre c cannot be nearer and p's distance is not computed.
+        // In squared terms: gap(a, c) > 4 min_dist(p), with a margin far above f32 rounding so
+        // skipping never changes a result. Late in the selection most points are skipped.
+        let gaps: Vec<f32> = selected
+            .par_iter()
+            .map(|&s| squared_distance(row(s), centre))
+            .collect();
         // Update the nearest-centre distances and find the farthest point in one pass.
         let (farthest, farthest_dist) = min_dist
             .par_chunks_mut(CHUNK)
+            .zip(nearest.par_chunks_mut(CHUNK))
             .enumerate()
-            .map(|(chunk, dists)| {
+            .map(|(chunk, (dists, owners))| {
                 let base = chunk * CHUNK;
                 let mut best = (usize::MAX, f32::NEG_INFINITY);
-                for (i, d) in dists.iter_mut().enumerate() {
+                for (i, (d, owner)) in dists.iter_mut().zip(owners.iter_mut()).enumerate() {
                     let p = base + i;
-                    let nd = squared_distance(&projected[p * pdim..(p + 1) * pdim], centre);
-                    if nd < *d {
-                        *d = nd;
+                    if gaps[*owner as usize] <= 4.0 * *d * PRUNE_MARGIN {
+                        let nd = squared_distance(row(p), centre);
+                        if nd < *d {
+                            *d = nd;
+                            *owner = newest;
+                        }
                     }
                     if *d > best.1 {
                         best = (p, *d);
@@ -510,7 +533,7 @@ mod tests {
         }
         // Every pick after the first is the point farthest from those already chosen (checked
         // without projection, brute force).
-        let picked = greedy_coreset(&points, dim, 10, 0, 3, &|_, _| {});
+        let picked = greedy_coreset(&points, dim, 40, 0, 3, &|_, _| {});
         for step in 1..picked.len() {
             let dist_to_set = |p: usize| {
                 picked[..step]
