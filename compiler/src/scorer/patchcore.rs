@@ -124,7 +124,7 @@ impl PatchCore {
     ) -> Result<Self, String> {
         let config: Config = parse_config(ScorerKind::PatchCore, metadata)?;
         let key_err = |key: &str, msg: &str| format!("patchcore scorer_config: `{key}` {msg}");
-        if config.pool_size == 0 || config.pool_size % 2 == 0 {
+        if config.pool_size == 0 || config.pool_size.is_multiple_of(2) {
             return Err(key_err(
                 "pool_size",
                 &format!("must be odd and >= 1, got {}", config.pool_size),
@@ -260,7 +260,7 @@ pub fn fit_patchcore(
     opts: &PatchCoreOptions,
     progress: &dyn Fn(u64, u64),
 ) -> Result<PatchCore, String> {
-    if opts.pool_size == 0 || opts.pool_size % 2 == 0 {
+    if opts.pool_size == 0 || opts.pool_size.is_multiple_of(2) {
         return Err(format!(
             "PatchCore pool size must be odd and >= 1, got {}",
             opts.pool_size
@@ -611,7 +611,7 @@ mod tests {
             pool_size: 2,
             ..Default::default()
         };
-        assert!(fit_patchcore(&[t.clone()], &even, &|_, _| {})
+        assert!(fit_patchcore(std::slice::from_ref(&t), &even, &|_, _| {})
             .unwrap_err()
             .contains("odd"));
         assert!(fit_patchcore(&[], &Default::default(), &|_, _| {}).is_err());
@@ -623,5 +623,116 @@ mod tests {
         assert!(fit_patchcore(&[t, other], &Default::default(), &|_, _| {})
             .unwrap_err()
             .contains("shape"));
+    }
+}
+
+#[cfg(test)]
+mod parts_tests {
+    use super::*;
+    use crate::scorer::from_parts;
+
+    fn parts(pc: &PatchCore) -> (serde_json::Value, TensorMap) {
+        let tensors = pc
+            .tensors()
+            .into_iter()
+            .map(|(n, s, d)| (n, (s, d)))
+            .collect();
+        (pc.metadata(), tensors)
+    }
+
+    fn sample() -> PatchCore {
+        PatchCore {
+            pool_size: 3,
+            neighbors: 2,
+            memory_bank: (0..12).map(|v| v as f32 * 0.5).collect(),
+            dim: 4,
+            sampling_ratio: 0.1,
+        }
+    }
+
+    #[test]
+    fn from_parts_round_trips() {
+        let pc = sample();
+        let (meta, tensors) = parts(&pc);
+        assert_eq!(meta["memory_len"], 3);
+        assert_eq!(meta["distance"], "l2");
+        let back = from_parts(ScorerKind::PatchCore, &meta, &tensors).unwrap();
+        assert_eq!((back.kind(), back.channels()), (ScorerKind::PatchCore, 4));
+        assert_eq!(back.metadata(), meta);
+        assert_eq!(back.tensors(), pc.tensors());
+    }
+
+    #[test]
+    fn from_parts_names_what_is_wrong() {
+        let (meta, tensors) = parts(&sample());
+        let check = |meta: &serde_json::Value, tensors: &TensorMap, needle: &str| {
+            let err = from_parts(ScorerKind::PatchCore, meta, tensors)
+                .err()
+                .expect("must be rejected");
+            assert!(err.contains(needle), "{err:?} should mention {needle:?}");
+        };
+        let mut t = tensors.clone();
+        t.get_mut(PATCHCORE_MEMORY_BANK).unwrap().1[7] = f32::NAN;
+        check(
+            &meta,
+            &t,
+            "`memory_bank` holds a non-finite value (NaN) at flat index 7",
+        );
+        check(&meta, &TensorMap::new(), "`memory_bank` is missing");
+        let mut t = tensors.clone();
+        t.get_mut(PATCHCORE_MEMORY_BANK).unwrap().0 = vec![4, 3];
+        check(&meta, &t, "`memory_bank` has shape [4, 3]");
+        let mut t = tensors.clone();
+        t.insert("means".into(), (vec![1], vec![0.0]));
+        check(&meta, &t, "`means`");
+        for (key, value, needle) in [
+            ("pool_size", serde_json::json!(2), "pool_size"),
+            ("neighbors", serde_json::json!(4), "neighbors"),
+            ("neighbors", serde_json::json!(0), "neighbors"),
+            ("sampling_ratio", serde_json::json!(1.5), "sampling_ratio"),
+            ("distance", serde_json::json!("l2_squared"), "distance"),
+            (
+                "memory_len",
+                serde_json::json!(2),
+                "`memory_bank` has shape",
+            ),
+            ("bogus", serde_json::json!(1), "bogus"),
+        ] {
+            let mut m = meta.clone();
+            m[key] = value;
+            check(&m, &tensors, needle);
+        }
+        let mut m = meta.clone();
+        m.as_object_mut().unwrap().remove("dim");
+        check(&m, &tensors, "dim");
+    }
+
+    #[test]
+    fn thread_count_does_not_change_the_fit() {
+        // Enough patches (80 x 36) for several parallel chunks.
+        let features: Vec<Tensor> = (0..80)
+            .map(|i| {
+                let data = (0..20 * 6 * 6)
+                    .map(|j| (((i * 29 + j * 13) % 31) as f32 * 0.37).cos())
+                    .collect();
+                Tensor::from_vec(Shape::new(20, 6, 6), data)
+            })
+            .collect();
+        let opts = PatchCoreOptions {
+            projection_dim: 8,
+            ..Default::default()
+        };
+        let fit = || fit_patchcore(&features, &opts, &|_, _| {}).unwrap();
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap()
+            .install(fit);
+        let three = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap()
+            .install(fit);
+        assert_eq!(one, three);
     }
 }

@@ -261,6 +261,9 @@ fn kmeans(data: &Data, k: usize, seed: u64) -> Vec<usize> {
     labels
 }
 
+/// One component's (n_k, mean, precision Cholesky) from the M step.
+type ComponentFit = (f64, Vec<f64>, Vec<f64>);
+
 /// sklearn's `_estimate_gaussian_parameters` + `_compute_precision_cholesky`, one component per
 /// parallel task. The diagonal variances use the centred form `sum r (x - mu)^2 / n_k` (equal to
 /// sklearn's `E[x^2] - mu^2` up to rounding, and more accurate).
@@ -272,7 +275,7 @@ fn m_step(
     reg_covar: f64,
 ) -> Result<Params, String> {
     let (n, d) = (data.n, data.d);
-    let per_component: Vec<Result<(f64, Vec<f64>, Vec<f64>), String>> = (0..k)
+    let per_component: Vec<Result<ComponentFit, String>> = (0..k)
         .into_par_iter()
         .map(|c| {
             let weights: Vec<(usize, f64)> = (0..n)

@@ -399,3 +399,30 @@ fn from_parts_names_what_is_wrong() {
     m["projection"] = false.into();
     check(&m, &t, "channels");
 }
+
+#[test]
+fn thread_count_does_not_change_the_fit() {
+    let samples = gaussian_samples(21, 700, &[(1.0, vec![0.0; 5]), (0.5, vec![3.0; 5])]);
+    let maps = samples_as_maps(&samples);
+    for covariance in [Covariance::Full, Covariance::Diag] {
+        let opts = GmmOptions {
+            components: 3,
+            covariance,
+            pool_kernel: 1,
+            pool_stride: 1,
+            ..Default::default()
+        };
+        let fit = || fit_gmm(&maps, &opts, &|_, _| {}).unwrap();
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap()
+            .install(fit);
+        let three = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap()
+            .install(fit);
+        assert_eq!(one, three);
+    }
+}
