@@ -6,6 +6,7 @@ pub mod score;
 pub mod synth;
 pub mod test;
 pub mod train;
+pub mod verify;
 
 use clap::{Parser, Subcommand};
 
@@ -34,6 +35,8 @@ pub enum Command {
     Test(test::TestArgs),
     /// Score images: per image the score, the cell grid and the verdict.
     Score(score::ScoreArgs),
+    /// Build generated code, run it on images and compare with the reference executor.
+    Verify(verify::VerifyArgs),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -43,6 +46,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => train::run(args),
         Command::Test(args) => test::run(args),
         Command::Score(args) => score::run(args),
+        Command::Verify(args) => verify::run(args),
     }
 }
 
