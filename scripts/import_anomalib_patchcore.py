@@ -18,9 +18,9 @@ anomalib scores a patch by its distance to the single nearest bank entry (`--nei
 `num_neighbors` (default 9) only feeds the optional image-score re-weighting, not patch scores.
 
 Usage:
-    import_anomalib_patchcore.py --memory-bank bank.npy --out scorer.safetensors \
-        [--pool-size 3] [--neighbors 1] [--sampling-ratio 0.1] \
-        [--backbone-sha256 HEX] [--input-size 96] [--threshold T]
+    import_anomalib_patchcore.py --memory-bank bank.npy --out model.safetensors \
+        --backbone-sha256 HEX --threshold T [--input-size 96] \
+        [--pool-size 3] [--neighbors 1] [--sampling-ratio 0.1]   (see --help for the rest)
 """
 
 import argparse
@@ -65,9 +65,10 @@ def main(argv=None):
         "distance": "l2",
         "pooling": "avg_same_count_include_pad",
     }
-    write_safetensors(
-        args.out, {"memory_bank": bank.astype(np.float32)}, artifact_metadata(args, "patchcore", config)
+    metadata = artifact_metadata(
+        args, "patchcore", config, bank.shape[1], lambda h, w: (h, w), "fomo-ad import_anomalib_patchcore.py"
     )
+    write_safetensors(args.out, {"memory_bank": bank.astype(np.float32)}, metadata)
     print(f"wrote {args.out}: PatchCore, {bank.shape[0]} x {bank.shape[1]} memory bank")
 
 

@@ -159,7 +159,12 @@ def main(argv=None):
     tensors = {"means": means, "precisions_cholesky": prec, "log_weights": log_weights}
     if projection is not None:
         tensors["projection"] = projection
-    write_safetensors(args.out, tensors, artifact_metadata(args, "gmm", config))
+    def grid_of(h, w):
+        return ((h - args.pool_kernel) // args.pool_stride + 1 if h >= args.pool_kernel else 0,
+                (w - args.pool_kernel) // args.pool_stride + 1 if w >= args.pool_kernel else 0)
+
+    metadata = artifact_metadata(args, "gmm", config, channels, grid_of, "fomo-ad import_sklearn_gmm.py")
+    write_safetensors(args.out, tensors, metadata)
     print(f"wrote {args.out}: GMM, {k} {covariance} components in {dim} dimensions")
 
 

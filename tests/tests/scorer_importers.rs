@@ -1,13 +1,13 @@
-//! The Python importers write artifacts that `fomo_ad::scorer::from_parts` loads and that score
-//! like the models they came from.
+//! The Python importers write artifacts that fomo-ad's loader (`artifact::load`, which rebuilds the
+//! scorer with `scorer::from_parts`) accepts and that score like the models they came from.
 
 mod scorer_support;
 
 use fomo_ad::ir::{Shape, Tensor};
-use fomo_ad::scorer::{from_parts, PatchCore, Scorer, ScorerKind};
-use scorer_support::{
-    pseudo_random, read_artifact, require_python_with_sklearn, run_script, write_npy,
-};
+use fomo_ad::scorer::{PatchCore, Scorer, ScorerKind};
+use scorer_support::{pseudo_random, require_python_with_sklearn, run_script, write_npy};
+
+const SHA: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
 fn feature_maps(count: usize, shape: Shape, seed: u64) -> Vec<Tensor> {
     (0..count)
@@ -75,13 +75,17 @@ fn sklearn_gmm_importer_round_trips_edge_impulse_pipeline() {
         }
         run_script("import_sklearn_gmm.py", &args);
 
-        let artifact = read_artifact(&out);
-        assert_eq!(artifact.kind, ScorerKind::Gmm);
-        assert_eq!(artifact.info["format_version"], 1);
-        assert_eq!(artifact.info["input_width"], 64);
-        assert_eq!(artifact.info["threshold"], 3.5);
-        let config = &artifact.info["scorer_config"];
-        let scorer = from_parts(ScorerKind::Gmm, config, &artifact.tensors).unwrap();
+        // fomo-ad's own loader parses the file and rebuilds the scorer with `from_parts`.
+        let model = fomo_ad::artifact::load(&out).unwrap();
+        assert_eq!(model.meta.scorer, ScorerKind::Gmm);
+        assert_eq!((model.meta.input.width, model.meta.input.height), (64, 64));
+        assert_eq!(
+            (model.meta.feature_grid, model.meta.grid),
+            ([8, 8, 6], [3, 3])
+        );
+        assert_eq!(model.meta.threshold, 3.5);
+        let config = &model.meta.scorer_config;
+        let scorer = model.scorer;
         // The importer wrote exactly what our own metadata()/tensors() would.
         assert_eq!(&scorer.metadata(), config);
         assert_eq!(scorer.channels(), shape.c);
@@ -132,20 +136,22 @@ fn patchcore_importer_writes_a_loadable_memory_bank() {
             "--sampling-ratio",
             "0.25",
             "--input-size",
-            "32x48",
+            "48x32",
+            "--backbone-sha256",
+            SHA,
+            "--threshold",
+            "2",
         ],
     );
-    let artifact = read_artifact(&out);
-    assert_eq!(artifact.kind, ScorerKind::PatchCore);
+    let model = fomo_ad::artifact::load(&out).unwrap();
+    assert_eq!(model.meta.scorer, ScorerKind::PatchCore);
     assert_eq!(
-        (
-            artifact.info["input_width"].as_u64(),
-            artifact.info["input_height"].as_u64()
-        ),
-        (Some(32), Some(48))
+        (model.meta.feature_grid, model.meta.grid),
+        ([4, 6, dim], [4, 6])
     );
-    let config = &artifact.info["scorer_config"];
-    let scorer = from_parts(ScorerKind::PatchCore, config, &artifact.tensors).unwrap();
+    assert_eq!(model.meta.backbone.sha256, SHA);
+    let config = &model.meta.scorer_config;
+    let scorer = model.scorer;
     let direct = PatchCore {
         pool_size: 3,
         neighbors: 3,

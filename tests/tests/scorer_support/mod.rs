@@ -5,8 +5,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use fomo_ad::scorer::{ScorerKind, TensorMap};
-
 pub fn scripts_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts")
 }
@@ -64,43 +62,6 @@ pub fn write_npy(path: &Path, shape: &[usize], data: &[f32]) {
         bytes.extend_from_slice(&v.to_le_bytes());
     }
     std::fs::write(path, bytes).unwrap();
-}
-
-pub struct Artifact {
-    /// The parsed `fomo_ad` metadata JSON.
-    pub info: serde_json::Value,
-    pub kind: ScorerKind,
-    pub tensors: TensorMap,
-}
-
-/// Parses a scorer artifact with the `safetensors` crate.
-pub fn read_artifact(path: &Path) -> Artifact {
-    let bytes = std::fs::read(path).unwrap();
-    let (_, metadata) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    let text = metadata
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get("fomo_ad"))
-        .expect("artifact has a `fomo_ad` metadata key")
-        .clone();
-    let info: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let kind: ScorerKind = serde_json::from_value(info["scorer"].clone()).unwrap();
-    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut tensors = TensorMap::new();
-    for (name, view) in file.tensors() {
-        assert_eq!(view.dtype(), safetensors::Dtype::F32, "tensor {name}");
-        let data = view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-            .collect();
-        tensors.insert(name, (view.shape().to_vec(), data));
-    }
-    Artifact {
-        info,
-        kind,
-        tensors,
-    }
 }
 
 /// Deterministic pseudo-random values in [0, 1) (xorshift), for synthetic feature maps.
