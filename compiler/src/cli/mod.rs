@@ -1,5 +1,6 @@
 //! The command line: one file per subcommand; the only place that ties the stages together.
 
+pub mod compile;
 pub mod inspect;
 pub mod synth;
 pub mod model_args;
@@ -34,6 +35,8 @@ pub enum Command {
     Test(test::TestArgs),
     /// Score images: per image the score, the cell grid and the verdict.
     Score(score::ScoreArgs),
+    /// Compile a trained model and its backbone into a standalone C library.
+    Compile(compile::CompileArgs),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -43,6 +46,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => train::run(args),
         Command::Test(args) => test::run(args),
         Command::Score(args) => score::run(args),
+        Command::Compile(args) => compile::run(args),
     }
 }
 
