@@ -1,5 +1,6 @@
 //! The command line: one file per subcommand; the only place that ties the stages together.
 
+pub mod compile;
 pub mod inspect;
 pub mod model_args;
 pub mod score;
@@ -35,6 +36,8 @@ pub enum Command {
     Test(test::TestArgs),
     /// Score images: per image the score, the cell grid and the verdict.
     Score(score::ScoreArgs),
+    /// Compile a trained model and its backbone into a standalone C library.
+    Compile(compile::CompileArgs),
     /// Build generated code, run it on images and compare with the reference executor.
     Verify(verify::VerifyArgs),
 }
@@ -46,6 +49,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => train::run(args),
         Command::Test(args) => test::run(args),
         Command::Score(args) => score::run(args),
+        Command::Compile(args) => compile::run(args),
         Command::Verify(args) => verify::run(args),
     }
 }

@@ -2,10 +2,56 @@
 //! (every number decided), then one emitter per language prints it. Emitters never compute.
 
 pub mod c;
+pub mod output;
 pub mod harness;
 pub mod program;
 
 pub use program::{lower, Program, ScorerSpec, Source};
+
+/// The program for a trained model and the feature graph it reads (the backbone optimised, with
+/// its extra taps): what `fomo-ad compile` hands to an emitter.
+pub fn program_for_model(
+    model: &crate::artifact::Model,
+    features: &crate::pipeline::FeatureGraph,
+    backbone: &crate::frontend::Backbone,
+    options: Vec<(String, String)>,
+) -> crate::Result<Program> {
+    let graph = &features.graph;
+    let shape = graph.output_shape();
+    if [shape.h, shape.w, shape.c] != model.meta.feature_grid {
+        return Err(crate::Error::input(
+            &model.path,
+            format!(
+                "expects a {:?} feature grid but the backbone gives {}x{}x{}",
+                model.meta.feature_grid, shape.h, shape.w, shape.c
+            ),
+        ));
+    }
+    let (input_scale, input_offset) = model.meta.input.scaling.per_channel(graph.input_shape().c);
+    let file_name = |path: &std::path::Path| {
+        path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        )
+    };
+    lower(&Source {
+        graph,
+        scorer: ScorerSpec::from_scorer(model.scorer.as_ref())
+            .map_err(|e| crate::Error::input(&model.path, e.to_string()))?,
+        input_scale,
+        input_offset,
+        threshold: model.meta.threshold,
+        model: program::Identity {
+            name: file_name(&model.path),
+            sha256: model.sha256.clone(),
+        },
+        backbone: program::Identity {
+            name: file_name(&backbone.path),
+            sha256: backbone.sha256.clone(),
+        },
+        options,
+    })
+}
 
 /// One generated file: a path relative to the output directory and its exact contents.
 #[derive(Clone, Debug, PartialEq, Eq)]

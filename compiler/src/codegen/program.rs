@@ -386,6 +386,83 @@ pub enum ScorerSpec {
     },
 }
 
+/// The parts of a scorer's `scorer_config` (see docs/artifact.md) the lowering reads.
+#[derive(serde::Deserialize)]
+struct PatchCoreConfig {
+    pool_size: usize,
+    neighbors: usize,
+    dim: usize,
+}
+
+#[derive(serde::Deserialize)]
+struct GmmConfig {
+    pool_kernel: usize,
+    pool_stride: usize,
+    projection: bool,
+    covariance: crate::scorer::Covariance,
+    components: usize,
+    dim: usize,
+    score: crate::scorer::GmmScore,
+}
+
+impl ScorerSpec {
+    /// Reads a fitted scorer through its artifact form (`metadata` + named `tensors`), the
+    /// documented, stable view of every scorer.
+    pub fn from_scorer(scorer: &dyn crate::scorer::Scorer) -> Result<ScorerSpec> {
+        use crate::scorer::{self as sc, ScorerKind};
+        let bad =
+            |e: String| Error::usage(format!("cannot compile the {} scorer: {e}", scorer.kind()));
+        let mut tensors: std::collections::HashMap<String, Vec<f32>> = scorer
+            .tensors()
+            .into_iter()
+            .map(|(name, _, data)| (name, data))
+            .collect();
+        let mut take = |name: &str| {
+            tensors
+                .remove(name)
+                .ok_or_else(|| bad(format!("tensor `{name}` is missing")))
+        };
+        Ok(match scorer.kind() {
+            ScorerKind::PatchCore => {
+                let config: PatchCoreConfig =
+                    serde_json::from_value(scorer.metadata()).map_err(|e| bad(e.to_string()))?;
+                ScorerSpec::PatchCore {
+                    pool: config.pool_size,
+                    neighbors: config.neighbors,
+                    memory_bank: take(sc::PATCHCORE_MEMORY_BANK)?,
+                    dim: config.dim,
+                }
+            }
+            ScorerKind::Gmm => {
+                let config: GmmConfig =
+                    serde_json::from_value(scorer.metadata()).map_err(|e| bad(e.to_string()))?;
+                ScorerSpec::Gmm {
+                    pool_kernel: config.pool_kernel,
+                    pool_stride: config.pool_stride,
+                    projection: if config.projection {
+                        Some(take(sc::GMM_PROJECTION)?)
+                    } else {
+                        None
+                    },
+                    covariance: match config.covariance {
+                        sc::Covariance::Full => Covariance::Full,
+                        sc::Covariance::Diag => Covariance::Diag,
+                    },
+                    components: config.components,
+                    dim: config.dim,
+                    means: take(sc::GMM_MEANS)?,
+                    precisions_cholesky: take(sc::GMM_PRECISIONS_CHOLESKY)?,
+                    log_weights: take(sc::GMM_LOG_WEIGHTS)?,
+                    standardize: match config.score {
+                        sc::GmmScore::Standardized { mean, std } => Some((mean, std)),
+                        sc::GmmScore::Nll => None,
+                    },
+                }
+            }
+        })
+    }
+}
+
 /// Everything [`lower`] needs.
 #[derive(Clone, Debug)]
 pub struct Source<'a> {

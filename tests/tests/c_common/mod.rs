@@ -192,3 +192,138 @@ pub fn tiny_patchcore(channels: usize, entries: usize, seed: u64) -> ScorerSpec 
 pub fn lower(source: &Source) -> Program {
     fomo_ad::codegen::lower(source).unwrap_or_else(|e| panic!("lowering failed: {e}"))
 }
+
+/// A smooth synthetic RGB-like image (a few low-frequency waves and noise), `defect` adds a
+/// bright square: enough structure for realistic feature maps.
+pub fn synthetic_image(
+    width: usize,
+    height: usize,
+    channels: usize,
+    seed: u64,
+    defect: bool,
+) -> Vec<u8> {
+    let mut rng = Rng::new(seed);
+    let (fx, fy, phase) = (
+        0.05 + 0.1 * rng.unit(),
+        0.05 + 0.1 * rng.unit(),
+        6.28 * rng.unit(),
+    );
+    let mut pixels = Vec::with_capacity(width * height * channels);
+    for y in 0..height {
+        for x in 0..width {
+            for c in 0..channels {
+                let wave = (fx * x as f32 + phase + c as f32).sin() * (fy * y as f32).cos();
+                let mut v = 120.0 + 70.0 * wave + 20.0 * (rng.unit() - 0.5);
+                if defect
+                    && (width / 3..width / 3 + width / 6).contains(&x)
+                    && (height / 2..height / 2 + height / 6).contains(&y)
+                {
+                    v = 250.0 - 30.0 * c as f32;
+                }
+                pixels.push(v.clamp(0.0, 255.0) as u8);
+            }
+        }
+    }
+    pixels
+}
+
+/// The reference input tensor for `pixels` with per-channel scaling, computed exactly as the
+/// generated code does (`byte * scale + offset` in f32).
+pub fn scaled_input(
+    shape: fomo_ad::ir::Shape,
+    pixels: &[u8],
+    scale: &[f32],
+    offset: &[f32],
+) -> fomo_ad::ir::Tensor {
+    let hwc: Vec<f32> = pixels
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| b as f32 * scale[i % shape.c] + offset[i % shape.c])
+        .collect();
+    fomo_ad::ir::Tensor::from_hwc(shape, &hwc)
+}
+
+/// Runs the library through its public API: reads pixels on stdin, prints the cells, max, mean
+/// and verdict (one float per line, verdict as 0/1). It also checks in C that `run_f32` on the
+/// same scaled input gives identical results and that null arguments are refused.
+pub const RUN_HARNESS: &str = r#"
+#include <stdio.h>
+#include <string.h>
+#include "fomo_ad.h"
+#include "fomo_ad_weights.h"
+
+#define PIXELS (FOMO_AD_INPUT_WIDTH * FOMO_AD_INPUT_HEIGHT * FOMO_AD_INPUT_CHANNELS)
+#define CELLS (FOMO_AD_GRID_WIDTH * FOMO_AD_GRID_HEIGHT)
+
+#ifdef FOMO_AD_USER_ARENA
+static float arena[FOMO_AD_ARENA_SIZE / sizeof(float)];
+#define RUN(p, r) fomo_ad_run_with_arena((p), (r), arena)
+#define RUN_F32(p, r) fomo_ad_run_f32_with_arena((p), (r), arena)
+#else
+#define RUN(p, r) fomo_ad_run((p), (r))
+#define RUN_F32(p, r) fomo_ad_run_f32((p), (r))
+#endif
+
+int main(void)
+{
+    static uint8_t pixels[PIXELS];
+    static float scaled[PIXELS];
+    fomo_ad_result result, again;
+    size_t i;
+    if (fread(pixels, 1, PIXELS, stdin) != PIXELS) {
+        return 2;
+    }
+    if (RUN(NULL, &result) == 0 || RUN(pixels, NULL) == 0) {
+        fprintf(stderr, "null arguments were accepted\n");
+        return 3;
+    }
+    if (RUN(pixels, &result) != 0) {
+        return 4;
+    }
+    for (i = 0; i < PIXELS; ++i) {
+        const size_t c = i % FOMO_AD_INPUT_CHANNELS;
+        scaled[i] = (float)pixels[i] * fomo_ad_input_scale[c] + fomo_ad_input_offset[c];
+    }
+    if (RUN_F32(scaled, &again) != 0 || memcmp(&result, &again, sizeof result) != 0) {
+        fprintf(stderr, "run_f32 differs from run on the same input\n");
+        return 5;
+    }
+    for (i = 0; i < CELLS; ++i) {
+        printf("%.9g\n", (double)result.cells[i]);
+    }
+    printf("%.9g\n%.9g\n%d\n", (double)result.max_score, (double)result.mean_score, result.anomalous);
+    return 0;
+}
+"#;
+
+/// What the run harness printed.
+pub struct RunOutput {
+    pub cells: Vec<f32>,
+    pub max_score: f32,
+    pub mean_score: f32,
+    pub anomalous: bool,
+}
+
+pub fn parse_run_output(stdout: &[u8], cells: usize) -> RunOutput {
+    let text = String::from_utf8_lossy(stdout);
+    let values: Vec<f32> = text
+        .lines()
+        .map(|l| {
+            l.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("harness printed `{l}`"))
+        })
+        .collect();
+    assert_eq!(
+        values.len(),
+        cells + 3,
+        "harness printed {} values",
+        values.len()
+    );
+    RunOutput {
+        cells: values[..cells].to_vec(),
+        max_score: values[cells],
+        mean_score: values[cells + 1],
+        anomalous: values[cells + 2] != 0.0,
+    }
+}
