@@ -268,3 +268,38 @@ fn fixtures_compile_strictly_and_match_the_reference_with_either_arena() {
         }
     }
 }
+
+#[test]
+fn hostile_node_names_stay_inside_comments() {
+    let (model, mut features, backbone) = fixture("patchcore", 7, 2.5);
+    let hostile = "x */ #include <evil.h>\n/* \\\n??/ `y` é";
+    for node in &mut features.graph.nodes {
+        node.name = hostile.to_string();
+    }
+    let program = codegen::program_for_model(
+        &model,
+        &features,
+        &backbone,
+        vec![("note".into(), hostile.into())],
+    )
+    .expect("fixtures lower");
+    let files = c::emit(&program, "fomo_ad").expect("fixtures emit");
+    for f in &files {
+        assert!(
+            !f.contents.contains("evil.h>"),
+            "{}: a node name escaped its comment",
+            f.path
+        );
+        assert!(!f.contents.contains("#include <evil"), "{}", f.path);
+        assert!(f.contents.is_ascii(), "{} holds non-ASCII text", f.path);
+    }
+    let dir = tempfile::tempdir().expect("a temp dir");
+    write_files(dir.path(), &files);
+    std::fs::write(dir.path().join("harness.c"), RUN_HARNESS).expect("the temp dir is writable");
+    compile(
+        dir.path(),
+        &["harness.c", "fomo_ad.c", "fomo_ad_weights.c"],
+        &[],
+        "harness",
+    );
+}
