@@ -10,6 +10,9 @@
 
 #include <math.h>
 #include <stddef.h>
+
+/* The largest float: clamp bounds of a kernel without an activation. */
+#define {= upper =}_UNBOUNDED 3.4028235e38f
 {% if k.window %}
 /* A sliding window: input row of output row oy and tap ky is oy * stride_h + ky * dilation_h - pad_top. */
 typedef struct {

@@ -1,8 +1,8 @@
 {= header =}
 /*
- * The model as straight-line kernel calls with fixed shapes. Every activation lives in the arena
- * at an offset planned by fomo-ad from the tensors' lifetimes ({= arena_bytes =} bytes; the
- * schedule's lower bound is {= lower_bound_bytes =} bytes). Activations are HWC (channels fastest).
+ * The model as straight-line kernel calls with fixed shapes. Every activation is HWC (channels
+ * fastest) and lives in one arena at an offset fomo-ad planned from the tensors' lifetimes:
+ * {= arena_bytes =} bytes, the schedule's lower bound being {= lower_bound_bytes =} bytes.
  */
 #include "{= name =}.h"
 #include "{= name =}_weights.h"
@@ -38,10 +38,7 @@ static void load_floats(const float *values, float *input)
 /* The backbone: input at arena + {= input_offset_floats =}, feature map ({= feature_shape =}) at arena + {= feature_offset_floats =}. */
 static void run_backbone(float *arena)
 {
-{% for s in steps %}
-    /* {= s.comment =} */
-{= s.code =}
-{% endfor -%}
+{= backbone_code =}
 }
 
 /* The scorer: {= scorer_summary =}. */

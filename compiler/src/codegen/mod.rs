@@ -2,8 +2,8 @@
 //! (every number decided), then one emitter per language prints it. Emitters never compute.
 
 pub mod c;
-pub mod output;
 pub mod harness;
+pub mod output;
 pub mod program;
 
 pub use program::{lower, Program, ScorerSpec, Source};
@@ -24,6 +24,17 @@ pub fn program_for_model(
             format!(
                 "expects a {:?} feature grid but the backbone gives {}x{}x{}",
                 model.meta.feature_grid, shape.h, shape.w, shape.c
+            ),
+        ));
+    }
+    let input = graph.input_shape();
+    let meta_input = &model.meta.input;
+    if (meta_input.width, meta_input.height, meta_input.channels) != (input.w, input.h, input.c) {
+        return Err(crate::Error::input(
+            &model.path,
+            format!(
+                "was trained on {}x{}x{} images but the backbone takes {}x{}x{}",
+                meta_input.width, meta_input.height, meta_input.channels, input.w, input.h, input.c
             ),
         ));
     }

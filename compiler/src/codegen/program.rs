@@ -573,14 +573,14 @@ pub fn lower(source: &Source) -> Result<Program> {
         source.input_scale.clone(),
         vec![c],
         "[channels]",
-        "pixel scaling: input = pixel * scale + offset".into(),
+        "pixel scaling: input = pixel x scale + offset".into(),
     )?;
     let input_offset = b.constant(
         "input_offset".into(),
         source.input_offset.clone(),
         vec![c],
         "[channels]",
-        "pixel scaling: input = pixel * scale + offset".into(),
+        "pixel scaling: input = pixel x scale + offset".into(),
     )?;
     // Step 0 writes the input; node i runs at step i + 1; the scorer's steps follow.
     let mut tensor_buffer: Vec<Option<usize>> = vec![None; graph.tensors.len()];

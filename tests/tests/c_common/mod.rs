@@ -206,7 +206,7 @@ pub fn synthetic_image(
     let (fx, fy, phase) = (
         0.05 + 0.1 * rng.unit(),
         0.05 + 0.1 * rng.unit(),
-        6.28 * rng.unit(),
+        std::f32::consts::TAU * rng.unit(),
     );
     let mut pixels = Vec::with_capacity(width * height * channels);
     for y in 0..height {

@@ -281,11 +281,6 @@ struct KernelsHeader<'a> {
     k: &'a KernelSet,
 }
 
-struct StepView {
-    comment: String,
-    code: String,
-}
-
 #[derive(Template)]
 #[template(
     path = "model.c",
@@ -303,7 +298,7 @@ struct ModelSource<'a> {
     input_offset_floats: usize,
     feature_shape: String,
     feature_offset_floats: usize,
-    steps: &'a [StepView],
+    backbone_code: &'a str,
     scorer_summary: &'a str,
     scorer_code: &'a str,
 }
@@ -397,15 +392,20 @@ pub fn emit(program: &Program, name: &str) -> Result<Vec<GeneratedFile>> {
         })
         .collect();
     let kernels = KernelSet::of(program);
-    let steps: Vec<StepView> = program
+    let unbounded = format!("{upper}_UNBOUNDED");
+    let backbone_code = program
         .steps
         .iter()
         .enumerate()
-        .map(|(i, s)| StepView {
-            comment: step_comment(i + 1, s),
-            code: step_code(s, &symbol),
+        .map(|(i, s)| {
+            format!(
+                "    /* {} */\n{}",
+                step_comment(i + 1, s),
+                step_code(s, &symbol, &unbounded)
+            )
         })
-        .collect();
+        .collect::<Vec<_>>()
+        .join("\n\n");
     let scorer_code = scorer_code(program, &symbol);
     let render = |r: askama::Result<String>| -> Result<String> {
         r.map(|mut s| {
@@ -453,7 +453,7 @@ pub fn emit(program: &Program, name: &str) -> Result<Vec<GeneratedFile>> {
                 input_offset_floats: program.input.output.offset,
                 feature_shape: program.features.shape.to_string(),
                 feature_offset_floats: program.features.offset,
-                steps: &steps,
+                backbone_code: &backbone_code,
                 scorer_summary: &scorer_summary,
                 scorer_code: &scorer_code,
             }
@@ -682,12 +682,17 @@ fn arena(operand: &Operand) -> String {
     format!("arena + {}", operand.offset)
 }
 
-fn bounds(b: &Option<Bounds>) -> (String, String) {
-    let b = b.unwrap_or(Bounds {
-        min: -f32::MAX,
-        max: f32::MAX,
-    });
-    (float_literal(b.min), float_literal(b.max))
+/// Clamp bounds as C arguments; a missing or infinite side is the `UNBOUNDED` macro.
+fn bounds(b: &Option<Bounds>, unbounded: &str) -> (String, String) {
+    let side = |v: f32| match v {
+        v if v == f32::MAX => unbounded.to_string(),
+        v if v == -f32::MAX => format!("-{unbounded}"),
+        v => float_literal(v),
+    };
+    match b {
+        Some(b) => (side(b.min), side(b.max)),
+        None => (format!("-{unbounded}"), unbounded.to_string()),
+    }
 }
 
 fn window_init(w: &Window) -> String {
@@ -777,7 +782,7 @@ fn step_comment(index: usize, s: &Step) -> String {
     )
 }
 
-fn step_code(s: &Step, symbol: &dyn Fn(ConstId) -> String) -> String {
+fn step_code(s: &Step, symbol: &dyn Fn(ConstId) -> String, unbounded: &str) -> String {
     let (i, o) = (s.inputs[0], s.output);
     let (si, so) = (i.shape, o.shape);
     match &s.kernel {
@@ -786,7 +791,7 @@ fn step_code(s: &Step, symbol: &dyn Fn(ConstId) -> String) -> String {
             bias,
             activation,
         } => {
-            let (lo, hi) = bounds(activation);
+            let (lo, hi) = bounds(activation, unbounded);
             format!(
                 "    conv_pointwise({}, {}, {}, {}, {}, {}, {}, {lo}, {hi});",
                 arena(&i),
@@ -804,7 +809,7 @@ fn step_code(s: &Step, symbol: &dyn Fn(ConstId) -> String) -> String {
             bias,
             activation,
         } => {
-            let (lo, hi) = bounds(activation);
+            let (lo, hi) = bounds(activation, unbounded);
             windowed(
                 window,
                 format!(
@@ -828,7 +833,7 @@ fn step_code(s: &Step, symbol: &dyn Fn(ConstId) -> String) -> String {
             bias,
             activation,
         } => {
-            let (lo, hi) = bounds(activation);
+            let (lo, hi) = bounds(activation, unbounded);
             windowed(
                 window,
                 format!(
@@ -847,7 +852,7 @@ fn step_code(s: &Step, symbol: &dyn Fn(ConstId) -> String) -> String {
             )
         }
         Kernel::Add { activation } => {
-            let (lo, hi) = bounds(activation);
+            let (lo, hi) = bounds(activation, unbounded);
             format!(
                 "    add({}, {}, {}, {}, {lo}, {hi});",
                 arena(&i),
@@ -857,7 +862,7 @@ fn step_code(s: &Step, symbol: &dyn Fn(ConstId) -> String) -> String {
             )
         }
         Kernel::Clamp(b) => {
-            let (lo, hi) = bounds(&Some(*b));
+            let (lo, hi) = bounds(&Some(*b), unbounded);
             format!(
                 "    clamp({}, {}, {}, {lo}, {hi});",
                 arena(&i),
