@@ -41,31 +41,54 @@ pub struct VerifyArgs {
 pub fn run(args: VerifyArgs) -> Result<()> {
     let loaded = args.model.load()?;
     let dataset = open_dataset(&args.data)?;
-    let samples = if dataset.test.is_empty() { &dataset.train } else { &dataset.test };
+    let samples = if dataset.test.is_empty() {
+        &dataset.train
+    } else {
+        &dataset.test
+    };
     // Spread the picks over the whole list so every label and defect type is likely covered.
     let step = (samples.len() / args.images.max(1)).max(1);
     let picked: Vec<_> = samples.iter().step_by(step).take(args.images).collect();
     let mut pixels = vec![];
     let mut reference = vec![];
     for sample in &picked {
-        let (p, cells) = crate::pipeline::score_image(&loaded.features.graph, &loaded.preprocess, loaded.model.scorer.as_ref(), &sample.path)?;
+        let (p, cells) = crate::pipeline::score_image(
+            &loaded.features.graph,
+            &loaded.preprocess,
+            loaded.model.scorer.as_ref(),
+            &sample.path,
+        )?;
         pixels.push(p);
         reference.push(cells);
     }
     let work = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
     let generated = match args.lang {
-        VerifyLang::C => harness::run_c(&args.generated, args.name.as_deref().unwrap_or("fomo_ad"), &pixels, work.path())?,
-        VerifyLang::Rust => harness::run_rust(&args.generated, args.name.as_deref().unwrap_or("fomo-ad-model"), &pixels, work.path())?,
+        VerifyLang::C => harness::run_c(
+            &args.generated,
+            args.name.as_deref().unwrap_or("fomo_ad"),
+            &pixels,
+            work.path(),
+        )?,
+        VerifyLang::Rust => harness::run_rust(
+            &args.generated,
+            args.name.as_deref().unwrap_or("fomo-ad-model"),
+            &pixels,
+            work.path(),
+        )?,
     };
     let threshold = loaded.model.meta.threshold;
     let mut worst = 0.0f32;
     let mut verdicts_agree = 0;
     for (r, g) in reference.iter().zip(&generated) {
         if g.len() != r.len() {
-            return Err(Error::input(&args.generated, format!("printed {} cells, the model has {}", g.len(), r.len())));
+            return Err(Error::input(
+                &args.generated,
+                format!("printed {} cells, the model has {}", g.len(), r.len()),
+            ));
         }
         worst = worst.max(harness::max_relative_error(r, g));
-        verdicts_agree += usize::from((image_score(r) >= threshold) == (image_score(g) >= threshold));
+        verdicts_agree +=
+            usize::from((image_score(r) >= threshold) == (image_score(g) >= threshold));
     }
     let lang = match args.lang {
         VerifyLang::C => "C",
@@ -78,7 +101,10 @@ pub fn run(args: VerifyArgs) -> Result<()> {
         picked.len()
     ))?;
     if worst > args.tolerance || verdicts_agree != picked.len() {
-        return Err(Error::input(&args.generated, format!("disagrees with the reference: max relative error {worst:.2e}")));
+        return Err(Error::input(
+            &args.generated,
+            format!("disagrees with the reference: max relative error {worst:.2e}"),
+        ));
     }
     Ok(())
 }

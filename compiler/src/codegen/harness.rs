@@ -9,8 +9,16 @@ use std::process::Command;
 use crate::error::{Error, Result};
 
 /// Compiler flags the C is built with for verification (the strict set the generator promises).
-pub const C_FLAGS: &[&str] =
-    &["-std=c99", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Wshadow", "-Wconversion", "-Werror"];
+pub const C_FLAGS: &[&str] = &[
+    "-std=c99",
+    "-O2",
+    "-Wall",
+    "-Wextra",
+    "-Wpedantic",
+    "-Wshadow",
+    "-Wconversion",
+    "-Werror",
+];
 
 /// Runs generated C (in `dir`, with symbol prefix `prefix`) on each pixel buffer.
 pub fn run_c(dir: &Path, prefix: &str, images: &[Vec<u8>], work: &Path) -> Result<Vec<Vec<f32>>> {
@@ -46,14 +54,26 @@ int main(int argc, char **argv) {{
     sources.sort();
     let exe = work.join("driver");
     let mut cc = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()));
-    cc.args(C_FLAGS).arg("-I").arg(dir).args(&sources).arg(&driver).arg("-o").arg(&exe).arg("-lm");
+    cc.args(C_FLAGS)
+        .arg("-I")
+        .arg(dir)
+        .args(&sources)
+        .arg(&driver)
+        .arg("-o")
+        .arg(&exe)
+        .arg("-lm");
     run_checked(&mut cc, dir)?;
     run_driver(&exe, images, work)
 }
 
 /// Runs a generated Rust crate (in `dir`, package `package`) on each pixel buffer, through a
 /// driver crate that depends on it by path (built in release mode).
-pub fn run_rust(dir: &Path, package: &str, images: &[Vec<u8>], work: &Path) -> Result<Vec<Vec<f32>>> {
+pub fn run_rust(
+    dir: &Path,
+    package: &str,
+    images: &[Vec<u8>],
+    work: &Path,
+) -> Result<Vec<Vec<f32>>> {
     let driver = work.join("driver");
     std::fs::create_dir_all(driver.join("src")).map_err(|e| Error::io(&driver, e))?;
     let dir = std::fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
@@ -78,18 +98,29 @@ pub fn run_rust(dir: &Path, package: &str, images: &[Vec<u8>], work: &Path) -> R
     );
     std::fs::write(driver.join("src/main.rs"), main).map_err(|e| Error::io(&driver, e))?;
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cargo.current_dir(&driver).args(["build", "--release", "--quiet", "--offline"]).env("CARGO_TARGET_DIR", work.join("target"));
+    cargo
+        .current_dir(&driver)
+        .args(["build", "--release", "--quiet", "--offline"])
+        .env("CARGO_TARGET_DIR", work.join("target"));
     run_checked(&mut cargo, &dir)?;
     let exe = work.join("target/release/fomo-ad-verify-driver");
     run_driver(&exe, images, work)
 }
 
 fn run_checked(command: &mut Command, dir: &Path) -> Result<()> {
-    let output = command.output().map_err(|e| Error::input(dir, format!("cannot run {:?}: {e}", command.get_program())))?;
+    let output = command
+        .output()
+        .map_err(|e| Error::input(dir, format!("cannot run {:?}: {e}", command.get_program())))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let first = stderr.lines().find(|l| l.contains("error")).unwrap_or_else(|| stderr.lines().next().unwrap_or(""));
-        return Err(Error::input(dir, format!("building the generated code failed: {first}")));
+        let first = stderr
+            .lines()
+            .find(|l| l.contains("error"))
+            .unwrap_or_else(|| stderr.lines().next().unwrap_or(""));
+        return Err(Error::input(
+            dir,
+            format!("building the generated code failed: {first}"),
+        ));
     }
     Ok(())
 }
@@ -101,23 +132,51 @@ fn run_driver(exe: &Path, images: &[Vec<u8>], work: &Path) -> Result<Vec<Vec<f32
         std::fs::write(&path, pixels).map_err(|e| Error::io(&path, e))?;
         files.push(path);
     }
-    let output = Command::new(exe).args(&files).output().map_err(|e| Error::io(exe, e))?;
+    let output = Command::new(exe)
+        .args(&files)
+        .output()
+        .map_err(|e| Error::io(exe, e))?;
     if !output.status.success() {
-        return Err(Error::input(exe, format!("the generated code failed: {}", String::from_utf8_lossy(&output.stderr).trim())));
+        return Err(Error::input(
+            exe,
+            format!(
+                "the generated code failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ),
+        ));
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
     let rows: Vec<Vec<f32>> = stdout
         .lines()
-        .map(|line| line.split_whitespace().map(|v| v.parse::<f32>().map_err(|_| Error::input(exe, format!("unparsable score `{v}`")))).collect())
+        .map(|line| {
+            line.split_whitespace()
+                .map(|v| {
+                    v.parse::<f32>()
+                        .map_err(|_| Error::input(exe, format!("unparsable score `{v}`")))
+                })
+                .collect()
+        })
         .collect::<Result<_>>()?;
     if rows.len() != images.len() {
-        return Err(Error::input(exe, format!("printed {} score lines for {} images", rows.len(), images.len())));
+        return Err(Error::input(
+            exe,
+            format!(
+                "printed {} score lines for {} images",
+                rows.len(),
+                images.len()
+            ),
+        ));
     }
     Ok(rows)
 }
 
 /// Largest difference between two score grids relative to the largest |reference score|.
 pub fn max_relative_error(reference: &[f32], generated: &[f32]) -> f32 {
-    let scale = reference.iter().fold(f32::MIN_POSITIVE, |m, v| m.max(v.abs()));
-    reference.iter().zip(generated).fold(0.0f32, |m, (r, g)| m.max((r - g).abs() / scale))
+    let scale = reference
+        .iter()
+        .fold(f32::MIN_POSITIVE, |m, v| m.max(v.abs()));
+    reference
+        .iter()
+        .zip(generated)
+        .fold(0.0f32, |m, (r, g)| m.max((r - g).abs() / scale))
 }
