@@ -86,33 +86,16 @@ impl Operator for AvgPool {
         format!("{}{pads}", self.window.describe())
     }
     fn reference(&self, inputs: &[&Tensor], output: Shape) -> Tensor {
-        let input = inputs[0];
-        let [kh, kw] = self.window.kernel;
-        let mut out = Tensor::zeros(output);
-        for c in 0..output.c {
-            for oy in 0..output.h {
-                for ox in 0..output.w {
-                    let (mut sum, mut count) = (0.0f32, 0usize);
-                    for ky in 0..kh {
-                        for kx in 0..kw {
-                            let sy = self.window.source(0, oy, ky, input.shape.h);
-                            let sx = self.window.source(1, ox, kx, input.shape.w);
-                            if let (Some(y), Some(x)) = (sy, sx) {
-                                sum += input.at(c, y, x);
-                                count += 1;
-                            }
-                        }
-                    }
-                    let divisor = if self.count_include_pad {
-                        kh * kw
-                    } else {
-                        count.max(1)
-                    };
-                    out.data[(c * output.h + oy) * output.w + ox] = sum / divisor as f32;
-                }
-            }
-        }
-        out
+        let full = self.window.kernel[0] * self.window.kernel[1];
+        reduce_windows(&self.window, inputs[0], output, |taps| {
+            let (sum, count) = taps.fold((0.0f32, 0usize), |(s, n), v| (s + v, n + 1));
+            let divisor = if self.count_include_pad {
+                full
+            } else {
+                count.max(1)
+            };
+            sum / divisor as f32
+        })
     }
 }
 
@@ -133,26 +116,34 @@ impl Operator for MaxPool {
         self.window.describe()
     }
     fn reference(&self, inputs: &[&Tensor], output: Shape) -> Tensor {
-        let input = inputs[0];
-        let [kh, kw] = self.window.kernel;
-        let mut out = Tensor::zeros(output);
-        for c in 0..output.c {
-            for oy in 0..output.h {
-                for ox in 0..output.w {
-                    let mut best = f32::NEG_INFINITY;
-                    for ky in 0..kh {
-                        for kx in 0..kw {
-                            let sy = self.window.source(0, oy, ky, input.shape.h);
-                            let sx = self.window.source(1, ox, kx, input.shape.w);
-                            if let (Some(y), Some(x)) = (sy, sx) {
-                                best = best.max(input.at(c, y, x));
-                            }
-                        }
-                    }
-                    out.data[(c * output.h + oy) * output.w + ox] = best;
-                }
+        reduce_windows(&self.window, inputs[0], output, |taps| {
+            taps.fold(f32::NEG_INFINITY, f32::max)
+        })
+    }
+}
+
+/// Applies `reduce` to the in-bounds values under each window position (padding is skipped).
+fn reduce_windows(
+    window: &Window,
+    input: &Tensor,
+    output: Shape,
+    reduce: impl Fn(&mut dyn Iterator<Item = f32>) -> f32,
+) -> Tensor {
+    let [kh, kw] = window.kernel;
+    let mut out = Tensor::zeros(output);
+    for c in 0..output.c {
+        for oy in 0..output.h {
+            for ox in 0..output.w {
+                let mut taps = (0..kh)
+                    .flat_map(|ky| (0..kw).map(move |kx| (ky, kx)))
+                    .filter_map(|(ky, kx)| {
+                        let y = window.source(0, oy, ky, input.shape.h)?;
+                        let x = window.source(1, ox, kx, input.shape.w)?;
+                        Some(input.at(c, y, x))
+                    });
+                out.data[(c * output.h + oy) * output.w + ox] = reduce(&mut taps);
             }
         }
-        out
     }
+    out
 }
