@@ -31,7 +31,8 @@ fn assert_close(actual: &[f32], expected: &[f32], tolerance: f32) {
     }
 }
 
-/// Direct convolution over HWC with HWIO weights, written index by index.
+/// Direct convolution over HWC with `[groups][kh][kw][in/groups][out/groups]` weights, written
+/// index by index.
 fn naive_conv(p: &Conv2d, input: &[f32], weights: &[f32], bias: &[f32]) -> Vec<f32> {
     let (ic, oc) = (p.input.c, p.output.c);
     let (ipg, opg) = (ic / p.groups, oc / p.groups);
@@ -53,7 +54,8 @@ fn naive_conv(p: &Conv2d, input: &[f32], weights: &[f32], bias: &[f32]) -> Vec<f
                         }
                         for i in 0..ipg {
                             let v = input[(y as usize * p.input.w + x as usize) * ic + g * ipg + i];
-                            acc += v * weights[((ky * kw + kx) * ipg + i) * oc + o];
+                            acc +=
+                                v * weights[(((g * kh + ky) * kw + kx) * ipg + i) * opg + o % opg];
                         }
                     }
                 }
@@ -135,7 +137,16 @@ fn pointwise_and_depthwise_agree_with_the_general_conv() {
         let bias = values(p.output.c, 50 + n as u64);
         let mut general = vec![0.0; p.output.len()];
         let mut special = vec![0.0; p.output.len()];
-        conv2d(p, &input, &weights, &bias, &mut general).unwrap();
+        // The general layout of a depthwise conv is [channels][kh][kw], its own [kh][kw][channels].
+        let taps = p.window.kernel[0] * p.window.kernel[1];
+        let general_weights: Vec<f32> = if n == 0 {
+            weights.clone()
+        } else {
+            (0..weights.len())
+                .map(|i| weights[(i % taps) * p.output.c + i / taps])
+                .collect()
+        };
+        conv2d(p, &input, &general_weights, &bias, &mut general).unwrap();
         if n == 0 {
             conv2d_pointwise(p, &input, &weights, &bias, &mut special).unwrap();
         } else {
@@ -294,6 +305,12 @@ fn elementwise_kernels() {
     let mut v = a;
     clamp_in_place(Clamp::new(0.0, 1.0), &mut v);
     assert_eq!(v, [0.0, 0.5, 1.0, 1.0]);
+    let mut v = a;
+    double_in_place(Clamp::RELU6, &mut v);
+    assert_eq!(v, [0.0, 1.0, 6.0, 6.0]);
+    let mut v = a;
+    channel_affine_in_place(&mut v, &[2.0, -1.0], &[1.0, 0.0]).unwrap();
+    assert_eq!(v, [-1.0, -0.5, 15.0, -3.0]);
     channel_affine(&a, &[2.0, -1.0], &[1.0, 0.0], &mut out).unwrap();
     assert_eq!(out, [-1.0, -0.5, 15.0, -3.0]);
     assert!(add(Clamp::NONE, &a, &b[..3], &mut out).is_err());
@@ -373,6 +390,14 @@ fn math_matches_std_closely() {
             "sqrt({x}) = {got}, std says {expected}"
         );
     }
+    for i in 0..2000 {
+        let x = f64::from_bits(0x0000_0000_0000_0100 + i * 4_611_686_018_427_387);
+        let (got, expected) = (math::sqrt_f64(x), x.sqrt());
+        assert!(
+            (got - expected).abs() <= 2.5e-16 * expected,
+            "sqrt_f64({x}) = {got}, std says {expected}"
+        );
+    }
     assert_eq!(math::sqrt(0.0), 0.0);
     assert!(math::sqrt(-1.0).is_nan());
     assert_eq!(math::sqrt(f32::INFINITY), f32::INFINITY);
@@ -435,29 +460,49 @@ fn patchcore_scores_are_mean_distances_to_the_nearest_entries() {
     let features = values(cells * dims, 8);
     let p = PatchCore {
         dims,
-        coreset: &bank,
-        coreset_sq_norms: &norms,
+        bank: &bank,
+        bank_norms: &norms,
     };
     for k in [1, 3, 40] {
-        let mut nearest = vec![0.0; k];
+        let mut nearest = vec![Neighbor::FAR; k];
         let mut scores = vec![0.0; cells];
         patchcore_scores(&p, &features, &mut nearest, &mut scores).unwrap();
         let expected: Vec<f32> = features
             .chunks(dims)
             .map(|c| naive_patchcore(c, &bank, dims, k))
             .collect();
-        assert_close(&scores, &expected, 1e-5);
+        assert_close(&scores, &expected, 1e-6);
     }
-    // A cell equal to a bank entry is at distance 0 (the clamp absorbs rounding below zero).
+    // A cell equal to a bank entry is at distance 0 exactly: the winners are recomputed as
+    // sum (a - b)^2, not from the expansion, which would leave rounding noise.
     let mut scores = [1.0];
-    patchcore_scores(&p, &bank[dims..2 * dims], &mut [0.0], &mut scores).unwrap();
-    assert!(scores[0] < 1e-3, "{}", scores[0]);
-    assert!(patchcore_scores(&p, &features, &mut [0.0; 41], &mut [0.0; 6]).is_err());
+    patchcore_scores(&p, &bank[dims..2 * dims], &mut [Neighbor::FAR], &mut scores).unwrap();
+    assert_eq!(scores[0], 0.0);
+    let far = Neighbor::FAR;
+    assert!(patchcore_scores(&p, &features, &mut [far; 41], &mut [0.0; 6]).is_err());
     assert!(patchcore_scores(&p, &features, &mut [], &mut [0.0; 6]).is_err());
-    assert!(patchcore_scores(&p, &features[1..], &mut [0.0], &mut [0.0; 6]).is_err());
+    assert!(patchcore_scores(&p, &features[1..], &mut [far], &mut [0.0; 6]).is_err());
 }
 
-/// scikit-learn's `score_samples` for one sample, in f64 with the factor given full.
+#[test]
+fn patchcore_ties_keep_the_lowest_index() {
+    // Entries 1 and 2 are equally far from the cell; with k = 1 entry 1 must win, which shows in
+    // the exact recomputation only if the winner is entry 1 (entry 2 differs in sign).
+    let bank = [5.0, 0.0, 1.0, 0.0, -1.0, 0.0];
+    let norms = [25.0, 1.0, 1.0];
+    let p = PatchCore {
+        dims: 2,
+        bank: &bank,
+        bank_norms: &norms,
+    };
+    let mut nearest = [Neighbor::FAR];
+    let mut score = [0.0];
+    patchcore_scores(&p, &[0.0, 0.0], &mut nearest, &mut score).unwrap();
+    assert_eq!(nearest[0].index, 1);
+    assert_eq!(score[0], 1.0);
+}
+
+/// scikit-learn's `score_samples` for one sample, in f64, from full `[k][d][d]` factors.
 fn naive_gmm(x: &[f32], means: &[f32], chol: &[f32], weights: &[f64], d: usize) -> f64 {
     let terms: Vec<f64> = weights
         .iter()
@@ -502,40 +547,52 @@ fn upper_factors(k: usize, d: usize, seed: u64, diag_only: bool) -> Vec<f32> {
     l
 }
 
-fn log_dets(l: &[f32], k: usize, d: usize) -> Vec<f32> {
-    (0..k)
-        .map(|c| {
-            (0..d)
-                .map(|i| f64::from(l[(c * d + i) * d + i]).ln())
-                .sum::<f64>() as f32
+/// The compiler's canonical form: packed rows of `U^T`, and per-component log constants.
+fn packed(l: &[f32], k: usize, d: usize) -> Vec<f32> {
+    let mut out = Vec::new();
+    for c in 0..k {
+        for j in 0..d {
+            out.extend((0..=j).map(|i| l[(c * d + i) * d + j]));
+        }
+    }
+    out
+}
+
+fn log_constants(l: &[f32], weights: &[f64], d: usize) -> Vec<f32> {
+    let ln_2pi = (2.0 * std::f64::consts::PI).ln();
+    weights
+        .iter()
+        .enumerate()
+        .map(|(c, w)| {
+            let log_det: f64 = (0..d).map(|i| f64::from(l[(c * d + i) * d + i]).ln()).sum();
+            (w.ln() - 0.5 * d as f64 * ln_2pi + log_det) as f32
         })
         .collect()
 }
 
 #[test]
 fn gmm_full_log_likelihood_matches_scikit_learns_formula() {
-    let (k, d) = (3, 5);
+    let (k, d) = (3, 11);
     let means = values(k * d, 11);
     let l = upper_factors(k, d, 12, false);
     let weights = [0.2f64, 0.5, 0.3];
-    let log_weights: Vec<f32> = weights.iter().map(|w| w.ln() as f32).collect();
-    let log_det = log_dets(&l, k, d);
+    let precision = packed(&l, k, d);
+    let constants = log_constants(&l, &weights, d);
     let g = GaussianMixture {
         dims: d,
         covariance: Covariance::Full,
         means: &means,
-        precision_cholesky: &l,
-        log_weights: &log_weights,
-        log_det_cholesky: &log_det,
+        precision: &precision,
+        log_constants: &constants,
     };
     let features = values(4 * d, 13);
-    let mut scratch = [0.0; 5];
-    let mut lls = [0.0; 4];
+    let mut scratch = [0.0; 11];
+    let mut lls = [0.0f64; 4];
     for (x, ll) in features.chunks(d).zip(&mut lls) {
         *ll = gmm_log_likelihood(&g, x, &mut scratch).unwrap();
         let expected = naive_gmm(x, &means, &l, &weights, d);
         assert!(
-            (f64::from(*ll) - expected).abs() <= 1e-5 * expected.abs(),
+            (*ll - expected).abs() <= 1e-5 * expected.abs(),
             "{ll} vs {expected}"
         );
     }
@@ -548,19 +605,13 @@ fn gmm_full_log_likelihood_matches_scikit_learns_formula() {
         &mut scores,
     )
     .unwrap();
-    assert_eq!(scores, lls.map(|v| -v));
-    gmm_scores(
-        &g,
-        GmmScore::Standardized {
-            mean: -8.0,
-            std: 2.0,
-        },
-        &features,
-        &mut scratch,
-        &mut scores,
-    )
-    .unwrap();
-    assert_eq!(scores, lls.map(|v| ((v + 8.0) / 2.0).abs()));
+    assert_eq!(scores, lls.map(|v| (-v) as f32));
+    let standardized = GmmScore::Standardized {
+        mean: -8.0,
+        std: 2.0,
+    };
+    gmm_scores(&g, standardized, &features, &mut scratch, &mut scores).unwrap();
+    assert_eq!(scores, lls.map(|v| ((v + 8.0) / 2.0).abs() as f32));
     assert!(matches!(
         gmm_log_likelihood(&g, &features[..d], &mut scratch[..4]),
         Err(Error::Length {
@@ -570,7 +621,7 @@ fn gmm_full_log_likelihood_matches_scikit_learns_formula() {
     ));
     assert!(gmm_log_likelihood(&g, &features[..d - 1], &mut scratch).is_err());
     let short = GaussianMixture {
-        precision_cholesky: &l[1..],
+        precision: &precision[1..],
         ..g
     };
     assert!(gmm_log_likelihood(&short, &features[..d], &mut scratch).is_err());
@@ -581,29 +632,41 @@ fn gmm_diag_equals_full_with_diagonal_factors() {
     let (k, d) = (2, 4);
     let means = values(k * d, 21);
     let full = upper_factors(k, d, 22, true);
-    let diag: Vec<f32> = (0..k)
-        .flat_map(|c| (0..d).map(move |i| (c, i)))
-        .map(|(c, i)| full[(c * d + i) * d + i])
-        .collect();
-    let log_weights = [0.3f32.ln(), 0.7f32.ln()];
-    let log_det = log_dets(&full, k, d);
+    let diag: Vec<f32> = (0..k * d).map(|n| full[n * d + n % d]).collect();
+    let weights = [0.3f64, 0.7];
+    let precision = packed(&full, k, d);
+    let constants = log_constants(&full, &weights, d);
     let g_full = GaussianMixture {
         dims: d,
         covariance: Covariance::Full,
         means: &means,
-        precision_cholesky: &full,
-        log_weights: &log_weights,
-        log_det_cholesky: &log_det,
+        precision: &precision,
+        log_constants: &constants,
     };
     let g_diag = GaussianMixture {
         covariance: Covariance::Diag,
-        precision_cholesky: &diag,
+        precision: &diag,
         ..g_full
     };
     let x = values(d, 23);
     let a = gmm_log_likelihood(&g_full, &x, &mut [0.0; 4]).unwrap();
-    let b = gmm_log_likelihood(&g_diag, &x, &mut []).unwrap();
+    let b = gmm_log_likelihood(&g_diag, &x, &mut [0.0; 4]).unwrap();
     assert!((a - b).abs() <= 1e-6 * a.abs(), "{a} vs {b}");
+    let expected = naive_gmm(&x, &means, &full, &weights, d);
+    assert!((b - expected).abs() <= 1e-5 * expected.abs());
+}
+
+#[test]
+fn project_maps_each_cell_through_the_matrix() {
+    // Two cells of 3 values, a 2x3 matrix.
+    let input = [1.0, 2.0, 3.0, -1.0, 0.0, 1.0];
+    let matrix = [1.0, 0.0, 1.0, 0.5, 0.5, 0.5];
+    let mut out = [0.0; 4];
+    project(&input, 3, &matrix, &mut out).unwrap();
+    assert_eq!(out, [4.0, 3.0, 0.0, 0.0]);
+    assert!(project(&input, 3, &matrix[..5], &mut out).is_err());
+    assert!(project(&input, 3, &matrix, &mut out[..3]).is_err());
+    assert!(project(&input[..5], 3, &matrix, &mut out).is_err());
 }
 
 #[test]

@@ -40,18 +40,35 @@ fn rt_clamp(c: Option<Clamp>) -> rt::Clamp {
     c.map_or(rt::Clamp::NONE, |c| rt::Clamp::new(c.min, c.max))
 }
 
-/// OIHW (I = in / groups) to the runtime's HWIO.
-fn hwio(conv: &Conv) -> Vec<f32> {
+/// OIHW (I = in / groups) to the runtime's general layout `[groups][kh][kw][in/g][out/g]`.
+fn general_weights(conv: &Conv) -> Vec<f32> {
     let [kh, kw] = conv.window.kernel;
-    let (ipg, oc) = (conv.in_per_group(), conv.out_channels);
+    let (ipg, opg) = (conv.in_per_group(), conv.out_per_group());
     let mut out = vec![0.0; conv.weights.len()];
-    for o in 0..oc {
-        for i in 0..ipg {
-            for ky in 0..kh {
-                for kx in 0..kw {
-                    out[((ky * kw + kx) * ipg + i) * oc + o] =
-                        conv.weights[conv.weight_index(o, i, ky, kx)];
+    for g in 0..conv.groups {
+        for o in 0..opg {
+            for i in 0..ipg {
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        out[(((g * kh + ky) * kw + kx) * ipg + i) * opg + o] =
+                            conv.weights[conv.weight_index(g * opg + o, i, ky, kx)];
+                    }
                 }
+            }
+        }
+    }
+    out
+}
+
+/// OIHW to the depthwise layout `[kh][kw][channels]`.
+fn depthwise_weights(conv: &Conv) -> Vec<f32> {
+    let [kh, kw] = conv.window.kernel;
+    let c = conv.out_channels;
+    let mut out = vec![0.0; conv.weights.len()];
+    for ch in 0..c {
+        for ky in 0..kh {
+            for kx in 0..kw {
+                out[(ky * kw + kx) * c + ch] = conv.weights[conv.weight_index(ch, 0, ky, kx)];
             }
         }
     }
@@ -150,7 +167,12 @@ fn conv_kernels_match_the_reference_conv() {
             groups: conv.groups,
             clamp: rt_clamp(conv.activation),
         };
-        let weights = hwio(&conv);
+        // Pointwise weights `[in][out]` are the general layout with one group and a 1x1 window.
+        let weights = if conv.is_depthwise() {
+            depthwise_weights(&conv)
+        } else {
+            general_weights(&conv)
+        };
         let mut out = vec![f32::NAN; expected.shape.len()];
         kernel(&p, &input.to_hwc(), &weights, &conv.bias, &mut out).unwrap();
         let error = max_error(&out, &expected.to_hwc());
@@ -160,6 +182,7 @@ fn conv_kernels_match_the_reference_conv() {
             conv.flavour()
         );
         // The general kernel computes the specialised cases too.
+        let weights = general_weights(&conv);
         rt::conv2d(&p, &input.to_hwc(), &weights, &conv.bias, &mut out).unwrap();
         assert!(
             max_error(&out, &expected.to_hwc()) <= 1e-5,

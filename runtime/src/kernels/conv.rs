@@ -1,6 +1,7 @@
-//! Convolutions over HWC activations. Weights are `[kh][kw][in_channels / groups][out_channels]`
-//! (HWIO): for one input value the weights of every output channel it feeds are adjacent, so the
-//! inner loops run over contiguous output channels, which compilers vectorise.
+//! Convolutions over HWC activations. Weights keep, for one input value, the weights of every
+//! output channel it feeds adjacent, so the inner loops run over contiguous output channels, which
+//! compilers vectorise: `[groups][kh][kw][in / groups][out / groups]` in general, which is
+//! `[in][out]` for a 1x1 convolution and `[kh][kw][channels]` for a depthwise one.
 
 use super::error::{check_len, Error};
 use super::geometry::{Clamp, Shape, Window};
@@ -79,7 +80,8 @@ fn start_at_bias(out: &mut [f32], bias: &[f32]) {
     }
 }
 
-/// Any convolution (groups, strides, dilation, padding). `bias` may be empty for none.
+/// Any convolution (groups, strides, dilation, padding), weights
+/// `[groups][kh][kw][in / groups][out / groups]`. `bias` may be empty for none.
 pub fn conv2d(
     p: &Conv2d,
     input: &[f32],
@@ -91,7 +93,9 @@ pub fn conv2d(
     let (in_c, out_c) = (p.input.c, p.output.c);
     let (in_per_group, out_per_group) = (in_c / p.groups, out_c / p.groups);
     let [kh, kw] = p.window.kernel;
-    let tap_len = in_per_group * out_c;
+    // Weights of one group, and of one tap within it.
+    let tap_len = in_per_group * out_per_group;
+    let group_len = kh * kw * tap_len;
     for (oy, out_row) in output.chunks_exact_mut(p.output.w * out_c).enumerate() {
         for (ox, out) in out_row.chunks_exact_mut(out_c).enumerate() {
             start_at_bias(out, bias);
@@ -104,14 +108,13 @@ pub fn conv2d(
                         continue;
                     };
                     let pixel = &input[(y * p.input.w + x) * in_c..][..in_c];
-                    let taps = &weights[(ky * kw + kx) * tap_len..][..tap_len];
-                    for (group, (group_in, group_out)) in pixel
+                    for ((group_in, group_out), group_weights) in pixel
                         .chunks_exact(in_per_group)
                         .zip(out.chunks_exact_mut(out_per_group))
-                        .enumerate()
+                        .zip(weights.chunks_exact(group_len))
                     {
-                        for (&value, row) in group_in.iter().zip(taps.chunks_exact(out_c)) {
-                            let row = &row[group * out_per_group..][..out_per_group];
+                        let taps = &group_weights[(ky * kw + kx) * tap_len..][..tap_len];
+                        for (&value, row) in group_in.iter().zip(taps.chunks_exact(out_per_group)) {
                             for (o, &w) in group_out.iter_mut().zip(row) {
                                 *o += value * w;
                             }

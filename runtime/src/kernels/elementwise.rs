@@ -37,6 +37,13 @@ pub fn add_in_place(clamp: Clamp, acc: &mut [f32], b: &[f32]) -> Result<(), Erro
     Ok(())
 }
 
+/// `values = clamp(values + values)`: a residual add of a tensor to itself, written over it.
+pub fn double_in_place(clamp: Clamp, values: &mut [f32]) {
+    for v in values {
+        *v = clamp.apply(*v + *v);
+    }
+}
+
 /// `output[p][c] = input[p][c] * scale[c] + bias[c]` (channels = `scale.len()`).
 pub fn channel_affine(
     input: &[f32],
@@ -56,6 +63,25 @@ pub fn channel_affine(
     {
         for (((o, &v), &s), &b) in out.iter_mut().zip(pixel).zip(scale).zip(bias) {
             *o = v * s + b;
+        }
+    }
+    Ok(())
+}
+
+/// [`channel_affine`] written over its input.
+pub fn channel_affine_in_place(
+    values: &mut [f32],
+    scale: &[f32],
+    bias: &[f32],
+) -> Result<(), Error> {
+    let channels = scale.len();
+    check_len("bias", bias.len(), channels)?;
+    if channels == 0 || !values.len().is_multiple_of(channels) {
+        return Err(Error::Shape("values are not a whole number of pixels"));
+    }
+    for pixel in values.chunks_exact_mut(channels) {
+        for ((v, &s), &b) in pixel.iter_mut().zip(scale).zip(bias) {
+            *v = *v * s + b;
         }
     }
     Ok(())

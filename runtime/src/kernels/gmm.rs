@@ -1,23 +1,23 @@
-//! Gaussian mixture log-likelihood in scikit-learn's parametrisation (precision Cholesky
-//! factors), and the per-cell score derived from it.
+//! Gaussian mixture log-likelihood with scikit-learn's semantics (`score_samples`), from the
+//! precision Cholesky factors, and the cell score derived from it.
 
 use super::error::{check_len, Error};
+use super::linalg::dot;
 use super::math::LogSumExp;
 
-/// `ln(2 pi)`.
-const LN_2PI: f64 = 1.837_877_066_409_345_3;
-
-/// How the precision Cholesky factors are stored.
+/// How the precision Cholesky factors `U_k` (scikit-learn's `precisions_cholesky_`,
+/// upper-triangular, `precision_k = U_k U_k^T`) are stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Covariance {
-    /// `[components][dims][dims]`: `L_k` with `precision_k = L_k L_k^T` (scikit-learn's
-    /// `precisions_cholesky_` for `covariance_type='full'`).
+    /// `[components][dims * (dims + 1) / 2]`: per component the rows `j = 0..dims` of `U_k^T`
+    /// packed, row `j` holding `U_k[0][j] ..= U_k[j][j]` (`j + 1` values, starting at
+    /// `j * (j + 1) / 2`): the only non-zero part of each column of `U_k`.
     Full,
-    /// `[components][dims]`: the diagonal of `L_k` (`1 / sigma`).
+    /// `[components][dims]`: the diagonal of `U_k` (`1 / sigma`).
     Diag,
 }
 
-/// A fitted mixture; the compiler precomputes the log weights and log-determinants.
+/// A fitted mixture, as the compiler canonicalises it.
 #[derive(Clone, Copy, Debug)]
 pub struct GaussianMixture<'a> {
     pub dims: usize,
@@ -25,17 +25,15 @@ pub struct GaussianMixture<'a> {
     /// `[components][dims]`.
     pub means: &'a [f32],
     /// See [`Covariance`].
-    pub precision_cholesky: &'a [f32],
-    /// `[components]`: `ln(weight_k)`.
-    pub log_weights: &'a [f32],
-    /// `[components]`: `sum(ln(diag(L_k)))`.
-    pub log_det_cholesky: &'a [f32],
+    pub precision: &'a [f32],
+    /// `[components]`: `ln(w_k) - dims / 2 ln(2 pi) + sum_j ln(U_k[j][j])`.
+    pub log_constants: &'a [f32],
 }
 
-/// What a cell's score is made of its log-likelihood `ll`.
+/// How a cell's log-likelihood `ll` becomes its score.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum GmmScore {
-    /// `abs((ll - mean) / std)`, with the mean and standard deviation of the training cells'
+    /// `|ll - mean| / std`, with the mean and standard deviation of the training cells'
     /// log-likelihoods (Edge Impulse's score: unusually likely cells also score high).
     Standardized { mean: f32, std: f32 },
     /// `-ll`.
@@ -44,93 +42,86 @@ pub enum GmmScore {
 
 impl GaussianMixture<'_> {
     fn components(&self) -> usize {
-        self.log_weights.len()
+        self.log_constants.len()
     }
 
-    fn validate(&self) -> Result<(), Error> {
+    fn factor_len(&self) -> usize {
+        match self.covariance {
+            Covariance::Full => self.dims.saturating_mul(self.dims.saturating_add(1)) / 2,
+            Covariance::Diag => self.dims,
+        }
+    }
+
+    fn validate(&self, scratch: &[f32]) -> Result<(), Error> {
         let (k, d) = (self.components(), self.dims);
         if k == 0 || d == 0 {
             return Err(Error::Shape("a mixture needs components and dims"));
         }
         check_len("means", self.means.len(), k.saturating_mul(d))?;
-        let factor = match self.covariance {
-            Covariance::Full => d.saturating_mul(d),
-            Covariance::Diag => d,
-        };
         check_len(
-            "precision_cholesky",
-            self.precision_cholesky.len(),
-            k.saturating_mul(factor),
+            "precision",
+            self.precision.len(),
+            k.saturating_mul(self.factor_len()),
         )?;
-        check_len("log_det_cholesky", self.log_det_cholesky.len(), k)
+        check_len("scratch", scratch.len(), d)
     }
 
-    /// `sum_k ||(x - mu_k) L_k||^2`'s terms folded by log-sum-exp: the log-likelihood of `x`,
-    /// a row vector of `dims` values. `scratch` holds `dims` values (full covariance only).
-    fn log_likelihood_unchecked(&self, x: &[f32], scratch: &mut [f32]) -> f32 {
+    /// `ln sum_k exp(log_constants[k] - 0.5 ||(x - mu_k) U_k||^2)`; `scratch` receives
+    /// `x - mu_k`. Squared norms in f32, the log-sum-exp in f64.
+    fn log_likelihood_unchecked(&self, x: &[f32], scratch: &mut [f32]) -> f64 {
         let d = self.dims;
+        let factor_len = self.factor_len();
         let mut total = LogSumExp::new();
-        for k in 0..self.components() {
-            let mean = &self.means[k * d..][..d];
+        for ((mean, factor), &constant) in self
+            .means
+            .chunks_exact(d)
+            .zip(self.precision.chunks_exact(factor_len))
+            .zip(self.log_constants)
+        {
             let squared = match self.covariance {
                 Covariance::Full => {
-                    // y = (x - mu) L, accumulated row by row so the inner loop is contiguous.
-                    let factor = &self.precision_cholesky[k * d * d..][..d * d];
-                    let y = &mut scratch[..d];
-                    y.fill(0.0);
-                    for ((&xi, &mi), row) in x.iter().zip(mean).zip(factor.chunks_exact(d)) {
-                        let diff = xi - mi;
-                        for (yj, &l) in y.iter_mut().zip(row) {
-                            *yj += diff * l;
-                        }
+                    for ((diff, &xi), &mi) in scratch.iter_mut().zip(x).zip(mean) {
+                        *diff = xi - mi;
                     }
-                    y.iter().map(|&v| v * v).sum::<f32>()
+                    // y[j] = sum_{i <= j} diff[i] U[i][j]: a dot product with packed row j.
+                    let mut squared = 0.0f32;
+                    let mut start = 0;
+                    for j in 0..d {
+                        let y = dot(&scratch[..=j], &factor[start..=start + j]);
+                        squared += y * y;
+                        start += j + 1;
+                    }
+                    squared
                 }
-                Covariance::Diag => {
-                    let factor = &self.precision_cholesky[k * d..][..d];
-                    x.iter()
-                        .zip(mean)
-                        .zip(factor)
-                        .map(|((&xi, &mi), &l)| {
-                            let v = (xi - mi) * l;
-                            v * v
-                        })
-                        .sum::<f32>()
-                }
+                Covariance::Diag => x
+                    .iter()
+                    .zip(mean)
+                    .zip(factor)
+                    .map(|((&xi, &mi), &u)| {
+                        let v = (xi - mi) * u;
+                        v * v
+                    })
+                    .sum::<f32>(),
             };
-            let log_density = -0.5 * (d as f64 * LN_2PI + f64::from(squared))
-                + f64::from(self.log_det_cholesky[k]);
-            total.add(f64::from(self.log_weights[k]) + log_density);
+            total.add(f64::from(constant) - 0.5 * f64::from(squared));
         }
-        total.value() as f32
+        total.value()
     }
 }
 
-/// Log-likelihood of one feature vector `x` (`dims` values); `scratch` needs `dims` values for
-/// a full covariance (any length, even empty, for diag).
+/// Log-likelihood of one vector `x` of `dims` values; `scratch` holds `dims` values.
 pub fn gmm_log_likelihood(
     g: &GaussianMixture<'_>,
     x: &[f32],
     scratch: &mut [f32],
-) -> Result<f32, Error> {
-    g.validate()?;
+) -> Result<f64, Error> {
+    g.validate(scratch)?;
     check_len("x", x.len(), g.dims)?;
-    check_scratch(g, scratch)?;
     Ok(g.log_likelihood_unchecked(x, scratch))
 }
 
-fn check_scratch(g: &GaussianMixture<'_>, scratch: &[f32]) -> Result<(), Error> {
-    if g.covariance == Covariance::Full && scratch.len() < g.dims {
-        return Err(Error::Length {
-            what: "scratch",
-            expected: g.dims,
-            actual: scratch.len(),
-        });
-    }
-    Ok(())
-}
-
-/// Scores every cell: `features` is `[cells][dims]`, `scores` is `[cells]`.
+/// Scores every cell: `features` is `[cells][dims]`, `scores` is `[cells]`, `scratch` holds
+/// `dims` values.
 pub fn gmm_scores(
     g: &GaussianMixture<'_>,
     score: GmmScore,
@@ -138,8 +129,7 @@ pub fn gmm_scores(
     scratch: &mut [f32],
     scores: &mut [f32],
 ) -> Result<(), Error> {
-    g.validate()?;
-    check_scratch(g, scratch)?;
+    g.validate(scratch)?;
     check_len(
         "features",
         features.len(),
@@ -148,8 +138,10 @@ pub fn gmm_scores(
     for (x, out) in features.chunks_exact(g.dims).zip(scores.iter_mut()) {
         let ll = g.log_likelihood_unchecked(x, scratch);
         *out = match score {
-            GmmScore::Standardized { mean, std } => ((ll - mean) / std).abs(),
-            GmmScore::NegativeLogLikelihood => -ll,
+            GmmScore::Standardized { mean, std } => {
+                ((ll - f64::from(mean)) / f64::from(std)).abs() as f32
+            }
+            GmmScore::NegativeLogLikelihood => (-ll) as f32,
         };
     }
     Ok(())

@@ -11,21 +11,31 @@ fn pow2(k: i64) -> f64 {
     f64::from_bits(((k + 1023) as u64) << 52)
 }
 
-/// Square root, within one ulp of the correctly rounded result (Newton in f64).
-pub fn sqrt(x: f32) -> f32 {
+/// Square root within an ulp or so of the correctly rounded one (Newton's method); negative or
+/// NaN gives NaN.
+pub fn sqrt_f64(x: f64) -> f64 {
     if x.is_nan() || x < 0.0 {
-        return f32::NAN;
+        return f64::NAN;
     }
-    if x == 0.0 || x == f32::INFINITY {
+    if x == 0.0 || x == f64::INFINITY {
         return x;
     }
-    let v = f64::from(x);
-    // Halving the exponent bits gives a start within 6 %; five Newton steps reach f64 precision.
+    let (v, scale) = if x < f64::MIN_POSITIVE {
+        (x * pow2(54), pow2(-27))
+    } else {
+        (x, 1.0)
+    };
+    // Halving the exponent bits gives a start within 6 %; six Newton steps reach f64 precision.
     let mut y = f64::from_bits((v.to_bits() >> 1) + 0x1ff8_0000_0000_0000);
-    for _ in 0..5 {
+    for _ in 0..6 {
         y = 0.5 * (y + v / y);
     }
-    y as f32
+    y * scale
+}
+
+/// Square root of an f32, through [`sqrt_f64`].
+pub fn sqrt(x: f32) -> f32 {
+    sqrt_f64(f64::from(x)) as f32
 }
 
 /// `e^x` with a relative error of a few f64 ulps.
