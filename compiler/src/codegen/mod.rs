@@ -5,6 +5,7 @@ pub mod c;
 pub mod output;
 pub mod harness;
 pub mod program;
+pub mod rust;
 
 pub use program::{lower, Program, ScorerSpec, Source};
 
