@@ -282,3 +282,148 @@ fn copy_channels_concatenates_like_the_reference_concat() {
     rt::copy_channels(&b.to_hwc(), 5, 8, 3, &mut out).unwrap();
     assert_eq!(out, expected.to_hwc());
 }
+
+/// Upper-triangular precision factors with a positive diagonal (scikit-learn's form).
+fn upper_factors(components: usize, dim: usize, seed: u64) -> Vec<f32> {
+    let noise = values(components * dim * dim, seed, 0.3);
+    (0..components * dim * dim)
+        .map(|n| {
+            let (i, j) = ((n / dim) % dim, n % dim);
+            match i.cmp(&j) {
+                std::cmp::Ordering::Less => noise[n],
+                std::cmp::Ordering::Equal => 0.5 + noise[n].abs(),
+                std::cmp::Ordering::Greater => 0.0,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn patchcore_kernel_matches_the_reference_scorer() {
+    use fomo_ad::scorer::PatchCore;
+    let (dim, entries, cells) = (24, 50, 9);
+    for neighbors in [1, 3] {
+        let reference = PatchCore {
+            pool_size: 1,
+            neighbors,
+            memory_bank: values(entries * dim, 20, 3.0),
+            dim,
+            sampling_ratio: 1.0,
+        };
+        let norms: Vec<f32> = reference
+            .memory_bank
+            .chunks(dim)
+            .map(|b| b.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() as f32)
+            .collect();
+        // Cells near bank entries as well as far from them.
+        let mut features = values(cells * dim, 21, 3.0);
+        features[..dim].copy_from_slice(&reference.memory_bank[5 * dim..6 * dim]);
+        features[dim] += 1e-3;
+        let p = rt::PatchCore {
+            dims: dim,
+            bank: &reference.memory_bank,
+            bank_norms: &norms,
+        };
+        let mut nearest = vec![rt::Neighbor::FAR; neighbors];
+        let mut scores = vec![0.0; cells];
+        rt::patchcore_scores(&p, &features, &mut nearest, &mut scores).unwrap();
+        let expected: Vec<f32> = features
+            .chunks(dim)
+            .map(|cell| reference.cell_score(cell))
+            .collect();
+        assert!(
+            max_error(&scores, &expected) <= 1e-6,
+            "k={neighbors}: {scores:?} vs {expected:?}"
+        );
+    }
+}
+
+#[test]
+fn gmm_kernels_match_the_reference_scorer() {
+    use fomo_ad::scorer::{Covariance, Gmm, GmmScore};
+    let (channels, dim, components) = (12, 7, 3);
+    for covariance in [Covariance::Full, Covariance::Diag] {
+        let full = upper_factors(components, dim, 30);
+        let precisions_cholesky = match covariance {
+            Covariance::Full => full.clone(),
+            Covariance::Diag => (0..components * dim)
+                .map(|n| full[n * dim + n % dim])
+                .collect(),
+        };
+        let reference = Gmm {
+            pool_kernel: 1,
+            pool_stride: 1,
+            projection: Some(values(dim * channels, 31, 0.5)),
+            covariance,
+            components,
+            dim,
+            means: values(components * dim, 32, 1.0),
+            precisions_cholesky: precisions_cholesky.clone(),
+            log_weights: [0.2f32, 0.3, 0.5].iter().map(|w| w.ln()).collect(),
+            score_mode: GmmScore::Standardized {
+                mean: -12.0,
+                std: 4.0,
+            },
+        };
+        // The compiler's canonical form: packed rows of U^T (full), log constants per component.
+        let precision: Vec<f32> = match covariance {
+            Covariance::Full => (0..components)
+                .flat_map(|k| {
+                    let u = &full[k * dim * dim..(k + 1) * dim * dim];
+                    (0..dim).flat_map(move |j| (0..=j).map(move |i| u[i * dim + j]))
+                })
+                .collect(),
+            Covariance::Diag => precisions_cholesky,
+        };
+        let log_constants: Vec<f32> = reference
+            .component_log_constants()
+            .iter()
+            .map(|&c| c as f32)
+            .collect();
+        let mixture = rt::GaussianMixture {
+            dims: dim,
+            covariance: match covariance {
+                Covariance::Full => rt::Covariance::Full,
+                Covariance::Diag => rt::Covariance::Diag,
+            },
+            means: &reference.means,
+            precision: &precision,
+            log_constants: &log_constants,
+        };
+        let cells = 5;
+        let pooled = values(cells * channels, 33, 2.0);
+        let mut projected = vec![0.0; cells * dim];
+        rt::project(
+            &pooled,
+            channels,
+            reference.projection.as_ref().unwrap(),
+            &mut projected,
+        )
+        .unwrap();
+        let expected_projection: Vec<f32> = pooled
+            .chunks(channels)
+            .flat_map(|cell| reference.project(cell))
+            .collect();
+        assert!(max_error(&projected, &expected_projection) <= 1e-6);
+        let mut scratch = vec![0.0; dim];
+        let mut scores = vec![0.0; cells];
+        let score = rt::GmmScore::Standardized {
+            mean: -12.0,
+            std: 4.0,
+        };
+        rt::gmm_scores(&mixture, score, &projected, &mut scratch, &mut scores).unwrap();
+        for (cell, (x, &got)) in projected.chunks(dim).zip(&scores).enumerate() {
+            let ll = reference.log_likelihood(x);
+            let ll_rt = rt::gmm_log_likelihood(&mixture, x, &mut scratch).unwrap();
+            assert!(
+                (ll_rt - ll).abs() <= 1e-5 * ll.abs().max(1.0),
+                "{covariance:?} cell {cell}: {ll_rt} vs {ll}"
+            );
+            let expected = reference.score_from_log_likelihood(ll);
+            assert!(
+                (got - expected).abs() <= 1e-5 * expected.abs().max(1.0),
+                "{covariance:?} cell {cell}: {got} vs {expected}"
+            );
+        }
+    }
+}
