@@ -36,7 +36,7 @@ pub struct RustOptions {
 }
 
 impl RustOptions {
-    pub const DEFAULT_NAME: &'static str = "fomo_ad_model";
+    pub const DEFAULT_NAME: &'static str = "fomo-ad-model";
 }
 
 /// The runtime version a generated crate depends on (the runtime shares the workspace version).
