@@ -11,6 +11,8 @@ use crate::error::Result;
 pub enum Lang {
     /// C99 library: NAME.h, NAME.c, NAME_weights.c, kernels, CMakeLists.txt, README.md.
     C,
+    /// `no_std` Rust crate: Cargo.toml, src/lib.rs, src/weights.rs, README.md.
+    Rust,
 }
 
 #[derive(clap::Args, Debug)]
@@ -23,9 +25,18 @@ pub struct CompileArgs {
     /// Output directory (created; an existing one must hold a previous output or be empty).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Library name: the prefix of every public symbol (C: lower case, upper case in macros).
+    /// Library name: the prefix of every public symbol (C: lower case, upper case in macros), or
+    /// the Rust package name (default fomo-ad-model).
     #[arg(long, value_name = "PREFIX")]
     pub name: Option<String>,
+    /// Rust: copy the kernels into the crate (src/kernels/) instead of depending on
+    /// fomo-ad-runtime.
+    #[arg(long, conflicts_with = "runtime_path")]
+    pub standalone: bool,
+    /// Rust: depend on fomo-ad-runtime at this path (written into Cargo.toml as given, relative
+    /// to the generated crate) instead of the registry version.
+    #[arg(long, value_name = "PATH")]
+    pub runtime_path: Option<String>,
     /// Write nothing; exit 0 if DIR already holds exactly this output, else 1 listing the
     /// differing files.
     #[arg(long)]
@@ -37,13 +48,41 @@ pub struct CompileArgs {
 }
 
 /// The files for `program` in `lang`: the one place that dispatches on the language.
-pub fn emit(program: &Program, lang: Lang, name: Option<&str>) -> Result<Vec<GeneratedFile>> {
+/// `runtime` only matters to Rust.
+pub fn emit(
+    program: &Program,
+    lang: Lang,
+    name: Option<&str>,
+    runtime: codegen::rust::Runtime,
+) -> Result<Vec<GeneratedFile>> {
     match lang {
         Lang::C => codegen::c::emit(program, name.unwrap_or(codegen::c::DEFAULT_NAME)),
+        Lang::Rust => codegen::rust::emit(
+            program,
+            &codegen::rust::RustOptions {
+                crate_name: name
+                    .unwrap_or(codegen::rust::RustOptions::DEFAULT_NAME)
+                    .to_string(),
+                runtime,
+            },
+        ),
     }
 }
 
 pub fn run(args: CompileArgs) -> Result<()> {
+    let runtime = match (&args.runtime_path, args.standalone) {
+        (Some(path), _) => codegen::rust::Runtime::Path(path.clone()),
+        (None, true) => codegen::rust::Runtime::Standalone,
+        (None, false) => codegen::rust::Runtime::Version,
+    };
+    if args.lang != Lang::Rust && runtime != codegen::rust::Runtime::Version {
+        return Err(crate::Error::usage(
+            "--standalone and --runtime-path apply to --lang rust only",
+        ));
+    }
+    if args.lang == Lang::Rust && !codegen::rust::rustfmt_available() {
+        eprintln!("warning: rustfmt was not found: the generated src/lib.rs is formatted by prettyplease alone and may not pass `cargo fmt --check`");
+    }
     let loaded = args.model.load()?;
     let program = codegen::program_for_model(
         &loaded.model,
@@ -51,7 +90,7 @@ pub fn run(args: CompileArgs) -> Result<()> {
         &loaded.backbone,
         Vec::new(),
     )?;
-    let files = emit(&program, args.lang, args.name.as_deref())?;
+    let files = emit(&program, args.lang, args.name.as_deref(), runtime)?;
     let dir = &args.out;
     if args.check {
         let differing = output::check(dir, &files)?;

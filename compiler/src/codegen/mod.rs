@@ -5,6 +5,7 @@ pub mod c;
 pub mod harness;
 pub mod output;
 pub mod program;
+pub mod rust;
 
 pub use program::{lower, Program, ScorerSpec, Source};
 

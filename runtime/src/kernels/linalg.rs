@@ -1,0 +1,65 @@
+//! Vector helpers with eight independent accumulators: f32 additions are not reassociated by
+//! the compiler, so this is what lets it vectorise, and it also keeps rounding errors lower than
+//! one long running sum.
+
+use super::error::{check_len, Error};
+
+#[inline(always)]
+fn reduce(lanes: [f32; 8], a: &[f32], b: &[f32], term: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut lanes = lanes;
+    let (a_blocks, b_blocks) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (a_rest, b_rest) = (a_blocks.remainder(), b_blocks.remainder());
+    for (x, y) in a_blocks.zip(b_blocks) {
+        for ((lane, &u), &v) in lanes.iter_mut().zip(x).zip(y) {
+            *lane += term(u, v);
+        }
+    }
+    for ((lane, &u), &v) in lanes.iter_mut().zip(a_rest).zip(b_rest) {
+        *lane += term(u, v);
+    }
+    ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5]))
+        + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]))
+}
+
+/// `sum a[i] * b[i]` over the shorter of the two.
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    reduce([0.0; 8], a, b, |u, v| u * v)
+}
+
+/// `sum (a[i] - b[i])^2` over the shorter of the two.
+#[inline]
+pub fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
+    reduce([0.0; 8], a, b, |u, v| (u - v) * (u - v))
+}
+
+/// A linear map of every cell: `output[cell][j] = sum_c matrix[j][c] * input[cell][c]`, with
+/// `matrix` `[out_dims][in_dims]` (`in_dims = input values per cell`).
+pub fn project(
+    input: &[f32],
+    in_dims: usize,
+    matrix: &[f32],
+    output: &mut [f32],
+) -> Result<(), Error> {
+    if in_dims == 0 || matrix.is_empty() || !matrix.len().is_multiple_of(in_dims) {
+        return Err(Error::Shape("projection matrix is not [out][in]"));
+    }
+    if !input.len().is_multiple_of(in_dims) {
+        return Err(Error::Shape("input is not a whole number of cells"));
+    }
+    let out_dims = matrix.len() / in_dims;
+    check_len(
+        "output",
+        output.len(),
+        (input.len() / in_dims).saturating_mul(out_dims),
+    )?;
+    for (cell, out) in input
+        .chunks_exact(in_dims)
+        .zip(output.chunks_exact_mut(out_dims))
+    {
+        for (o, row) in out.iter_mut().zip(matrix.chunks_exact(in_dims)) {
+            *o = dot(row, cell);
+        }
+    }
+    Ok(())
+}
