@@ -21,11 +21,14 @@ for scorer in patchcore gmm; do
   "$fomo_ad" train --data "$out/data" --scorer "$scorer" --out "$model"
   echo "== $scorer: test"
   "$fomo_ad" test --model "$model" --data "$out/data" --heatmaps "$out/heatmaps-$scorer"
-  for lang in c; do
-    echo "== $scorer: compile to $lang, build, run and compare with the reference"
-    "$fomo_ad" compile --model "$model" --lang "$lang" --out "$out/$lang-$scorer"
-    "$fomo_ad" verify --model "$model" --lang "$lang" --generated "$out/$lang-$scorer" --data "$out/data"
-  done
+  echo "== $scorer: compile to C, build it with cc, run it and compare with the reference"
+  "$fomo_ad" compile --model "$model" --lang c --out "$out/c-$scorer"
+  "$fomo_ad" verify --model "$model" --lang c --generated "$out/c-$scorer" --data "$out/data"
+  # The PatchCore crate uses this repository's runtime crate by path; the GMM crate is standalone.
+  if [ "$scorer" = patchcore ]; then runtime=(--runtime-path "$PWD/runtime"); else runtime=(--standalone); fi
+  echo "== $scorer: compile to Rust (${runtime[0]}), build it with cargo, run it and compare with the reference"
+  "$fomo_ad" compile --model "$model" --lang rust --out "$out/rust-$scorer" "${runtime[@]}"
+  "$fomo_ad" verify --model "$model" --lang rust --generated "$out/rust-$scorer" --data "$out/data"
 done
 echo
 echo "demo finished: everything is in $out/"
