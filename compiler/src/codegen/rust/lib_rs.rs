@@ -243,10 +243,21 @@ impl Emitter<'_> {
     /// `let ([a, b], output) = split(arena, [..], ..)?;` for a step whose output is disjoint from
     /// its inputs.
     fn split(&mut self, names: &[Ident], inputs: &[Operand], output: &Operand) -> TokenStream {
+        self.split_named(names, inputs, output, &format_ident!("output"))
+    }
+
+    /// [`Emitter::split`] with the written region named `out_name`.
+    fn split_named(
+        &mut self,
+        names: &[Ident],
+        inputs: &[Operand],
+        output: &Operand,
+        out_name: &Ident,
+    ) -> TokenStream {
         let regions = inputs.iter().map(region);
         let out = region(output);
         quote! {
-            let ([#(#names),*], output) = kernels::split(arena, [#(#regions),*], #out)?;
+            let ([#(#names),*], #out_name) = kernels::split(arena, [#(#regions),*], #out)?;
         }
     }
 
@@ -586,11 +597,16 @@ impl Emitter<'_> {
                 "Locally aware features: {}x{} average, stride 1, zero padding {pad} counted.",
                 p.pool, p.pool
             )));
-            let split = self.split(&[format_ident!("features")], &[features], &p.pooled);
+            let split = self.split_named(
+                &[format_ident!("features")],
+                &[features],
+                &p.pooled,
+                &format_ident!("pooled"),
+            );
             let params = self.pool_params(features.shape, p.pooled.shape, &window, true);
             body.extend(quote! {
                 #split
-                kernels::avg_pool(&#params, features, output)?;
+                kernels::avg_pool(&#params, features, pooled)?;
             });
         }
         body.extend(self.comment("Nearest memory-bank entries of every cell."));
@@ -628,21 +644,31 @@ impl Emitter<'_> {
             dilation: [1, 1],
             pads: [0; 4],
         };
-        let split = self.split(&[format_ident!("features")], &[features], &g.pooled);
+        let split = self.split_named(
+            &[format_ident!("features")],
+            &[features],
+            &g.pooled,
+            &format_ident!("pooled"),
+        );
         let params = self.pool_params(features.shape, g.pooled.shape, &window, false);
         body.extend(quote! {
             #split
-            kernels::avg_pool(&#params, features, output)?;
+            kernels::avg_pool(&#params, features, pooled)?;
         });
         let x = match &g.projection {
             Some((matrix, projected)) => {
                 body.extend(self.comment("Random projection of every pooled cell."));
-                let split = self.split(&[format_ident!("pooled")], &[g.pooled], projected);
+                let split = self.split_named(
+                    &[format_ident!("pooled")],
+                    &[g.pooled],
+                    projected,
+                    &format_ident!("projected"),
+                );
                 let channels = usize_lit(g.pooled.shape.c);
                 let matrix = weight_path(self.program, *matrix);
                 body.extend(quote! {
                     #split
-                    kernels::project(pooled, #channels, &#matrix, output)?;
+                    kernels::project(pooled, #channels, &#matrix, projected)?;
                 });
                 *projected
             }
@@ -652,7 +678,12 @@ impl Emitter<'_> {
         let mixture = self.uses("GaussianMixture");
         let covariance = self.uses("Covariance");
         let gmm_score = self.uses("GmmScore");
-        let split = self.split(&[format_ident!("cells_in")], &[x], &g.scratch);
+        let split = self.split_named(
+            &[format_ident!("vectors")],
+            &[x],
+            &g.scratch,
+            &format_ident!("scratch"),
+        );
         let covariance = match g.covariance {
             Covariance::Full => quote!(#covariance::Full),
             Covariance::Diag => quote!(#covariance::Diag),
@@ -682,7 +713,7 @@ impl Emitter<'_> {
                 precision: &#precision,
                 log_constants: &#constants,
             };
-            kernels::gmm_scores(&mixture, #score, cells_in, output, cells)
+            kernels::gmm_scores(&mixture, #score, vectors, scratch, cells)
         });
         body
     }
