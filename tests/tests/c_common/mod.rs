@@ -134,27 +134,7 @@ pub fn compile(dir: &Path, sources: &[&str], defines: &[String], name: &str) -> 
 
 /// Runs `exe` with `input` on stdin and returns its stdout.
 pub fn run(exe: &Path, input: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut child = Command::new(exe)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("the compiled harness runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin is piped")
-        .write_all(input)
-        .expect("the harness reads its input");
-    let output = child.wait_with_output().expect("the harness finishes");
-    assert!(
-        output.status.success(),
-        "{} failed: {}",
-        exe.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output.stdout
+    fomo_ad_tests::run_with_stdin(&mut Command::new(exe), input)
 }
 
 pub fn f32s_to_bytes(values: &[f32]) -> Vec<u8> {

@@ -372,28 +372,8 @@ pub fn write_workspace(workspace: &Path, members: &[String]) {
 
 /// Runs the built harness on `model` and returns its stdout.
 pub fn run_harness(workspace: &Path, model: &str, mode: &str, input: &[u8]) -> Vec<u8> {
-    use std::io::Write;
     let exe = workspace.join("target/release/harness");
-    let mut child = Command::new(&exe)
-        .args([model, mode])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("the harness runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin is piped")
-        .write_all(input)
-        .expect("the harness reads its input");
-    let output = child.wait_with_output().expect("the harness finishes");
-    assert!(
-        output.status.success(),
-        "harness {model} {mode} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output.stdout
+    fomo_ad_tests::run_with_stdin(Command::new(exe).args([model, mode]), input)
 }
 
 pub fn bytes_to_f32s(bytes: &[u8]) -> Vec<f32> {
