@@ -54,31 +54,7 @@ pub fn optimized_backbone(relative: &str) -> (Graph, Identity) {
     )
 }
 
-/// SplitMix64: deterministic test data without extra dependencies.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    pub fn unit(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
-    }
-    pub fn byte(&mut self) -> u8 {
-        (self.next_u64() >> 56) as u8
-    }
-    pub fn floats(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
-        (0..n).map(|_| lo + (hi - lo) * self.unit()).collect()
-    }
-}
+pub use fomo_ad_tests::Rng;
 
 /// A source with pixel scaling to 0..1 and the given scorer, for tests.
 pub fn source<'a>(
