@@ -183,6 +183,15 @@ pub fn load_backbone_bytes(
     bytes: &[u8],
     options: &BackboneOptions,
 ) -> Result<Backbone> {
+    load_with_model(path, bytes, options).map(|(backbone, _)| backbone)
+}
+
+/// Lowers the backbone and also hands back tract's typed model it was lowered from.
+fn load_with_model(
+    path: &Path,
+    bytes: &[u8],
+    options: &BackboneOptions,
+) -> Result<(Backbone, TypedModel)> {
     let sha256 = hex::encode(Sha256::digest(bytes));
     let Prepared {
         typed,
@@ -197,12 +206,13 @@ pub fn load_backbone_bytes(
             format!("internal: lowered graph is inconsistent: {e}"),
         )
     })?;
-    Ok(Backbone {
+    let backbone = Backbone {
         graph,
         path: path.to_path_buf(),
         sha256,
         feature_node: catalogue.producer_name(&output_tensor),
-    })
+    };
+    Ok((backbone, typed))
 }
 
 /// Runs the same backbone with tract itself (optimised, as a user of tract would): the
@@ -214,14 +224,13 @@ pub fn run_with_tract(
     input: &crate::ir::Tensor,
 ) -> Result<crate::ir::Tensor> {
     let fail = |e: TractError| Error::input(path, format!("tract: {}", root_cause(&e)));
-    let backbone = load_backbone_bytes(path, bytes, options)?;
-    let Prepared { typed, layout, .. } = prepare(path, bytes, options)?;
+    let (backbone, typed) = load_with_model(path, bytes, options)?;
     let plan = typed
         .into_optimized()
         .and_then(|m| m.into_runnable())
         .map_err(fail)?;
     let crate::ir::Shape { c, h, w } = input.shape;
-    let source = match layout {
+    let source = match backbone.graph.input_layout {
         InputLayout::Nchw => Tensor::from_shape(&[1, c, h, w], &input.data),
         InputLayout::Nhwc => Tensor::from_shape(&[1, h, w, c], &input.to_hwc()),
     }
