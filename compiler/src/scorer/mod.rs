@@ -213,6 +213,22 @@ fn tail(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
 }
 
+/// Fits twice, on one and on three threads, and asserts the results are identical: parallel
+/// reductions must not depend on how rayon splits the work.
+#[cfg(test)]
+pub(crate) fn assert_fit_independent_of_thread_count<T: PartialEq + std::fmt::Debug + Send>(
+    fit: impl Fn() -> T + Send + Sync,
+) {
+    let on = |threads| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a thread pool of 1 or 3 threads can be built")
+            .install(&fit)
+    };
+    assert_eq!(on(1), on(3));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
