@@ -148,7 +148,8 @@ fn pointwise_and_depthwise_agree_with_the_general_conv() {
         };
         conv2d(p, &input, &general_weights, &bias, &mut general).unwrap();
         if n == 0 {
-            conv2d_pointwise(p, &input, &weights, &bias, &mut special).unwrap();
+            let (blocked, padded_bias) = blocked_pointwise(&weights, &bias, p.input.c, p.output.c);
+            conv2d_pointwise(p, &input, &blocked, &padded_bias, &mut special, false).unwrap();
         } else {
             conv2d_depthwise(p, &input, &weights, &bias, &mut special).unwrap();
         }
@@ -158,7 +159,7 @@ fn pointwise_and_depthwise_agree_with_the_general_conv() {
     let w = values(dw.weights_len(), 0);
     let mut out = vec![0.0; dw.output.len()];
     assert!(matches!(
-        conv2d_pointwise(&dw, &values(dw.input.len(), 0), &w, &[], &mut out),
+        conv2d_pointwise(&dw, &values(dw.input.len(), 0), &w, &[], &mut out, false),
         Err(Error::Shape(_))
     ));
     let w = values(pw.weights_len(), 0);
@@ -169,20 +170,61 @@ fn pointwise_and_depthwise_agree_with_the_general_conv() {
     ));
 }
 
+/// `[in][out]` weights and `[out]` bias in the pointwise kernel's layout: blocks of 16 outputs,
+/// zero-padded.
+fn blocked_pointwise(
+    weights: &[f32],
+    bias: &[f32],
+    in_c: usize,
+    out_c: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let mut blocked = vec![0.0; pointwise_weights_len(in_c, out_c)];
+    for i in 0..in_c {
+        for o in 0..out_c {
+            blocked[((o / POINTWISE_BLOCK) * in_c + i) * POINTWISE_BLOCK + o % POINTWISE_BLOCK] =
+                weights[i * out_c + o];
+        }
+    }
+    let mut padded = bias.to_vec();
+    padded.resize(out_c.div_ceil(POINTWISE_BLOCK) * POINTWISE_BLOCK, 0.0);
+    (blocked, padded)
+}
+
 #[test]
-fn conv_without_bias_starts_from_zero() {
-    let p = conv(
-        Shape::new(2, 2, 3),
-        2,
-        Window::new([1, 1], [1, 1], [0; 4]),
-        1,
-        Clamp::NONE,
-    );
-    let input = values(p.input.len(), 1);
-    let weights = values(p.weights_len(), 2);
-    let mut out = vec![f32::NAN; p.output.len()];
-    conv2d_pointwise(&p, &input, &weights, &[], &mut out).unwrap();
-    assert_close(&out, &naive_conv(&p, &input, &weights, &[]), 1e-6);
+fn pointwise_tiles_cover_odd_pixel_counts_and_channel_tails_and_add_the_residual() {
+    // 5 x 3 = 15 pixels (tiles of 4 leave 3), 37 outputs (two blocks of 16 and a tail of 5).
+    for (in_c, out_c) in [(3, 37), (20, 16), (1, 5)] {
+        let p = conv(
+            Shape::new(5, 3, in_c),
+            out_c,
+            Window::new([1, 1], [1, 1], [0; 4]),
+            1,
+            Clamp::RELU6,
+        );
+        let input = values(p.input.len(), 1);
+        let weights = values(p.weights_len(), 2);
+        let bias = values(out_c, 3);
+        let skip = values(p.output.len(), 4);
+        let (blocked, padded_bias) = blocked_pointwise(&weights, &bias, in_c, out_c);
+        let plain = naive_conv(
+            &conv(p.input, out_c, p.window, 1, Clamp::NONE),
+            &input,
+            &weights,
+            &bias,
+        );
+        let mut out = vec![f32::NAN; p.output.len()];
+        conv2d_pointwise(&p, &input, &blocked, &padded_bias, &mut out, false).unwrap();
+        let expected: Vec<f32> = plain.iter().map(|&v| Clamp::RELU6.apply(v)).collect();
+        assert_close(&out, &expected, 1e-6);
+        let mut out = skip.clone();
+        conv2d_pointwise(&p, &input, &blocked, &padded_bias, &mut out, true).unwrap();
+        let expected: Vec<f32> = plain
+            .iter()
+            .zip(&skip)
+            .map(|(&v, &s)| Clamp::RELU6.apply(v + s))
+            .collect();
+        assert_close(&out, &expected, 1e-6);
+    }
 }
 
 #[test]
@@ -452,54 +494,98 @@ fn naive_patchcore(cell: &[f32], bank: &[f32], dims: usize, k: usize) -> f32 {
     (d[..k].iter().sum::<f64>() / k as f64) as f32
 }
 
+/// Search constants for `bank` on the first `rank` coordinate axes: any orthonormal basis gives
+/// an exact search; principal axes only make it faster.
+struct AxisSearch {
+    mean: Vec<f32>,
+    basis: Vec<f32>,
+    basis_mean: Vec<f32>,
+    projected: Vec<f32>,
+    residuals: Vec<f32>,
+    radius: f32,
+}
+
+fn axis_search(bank: &[f32], dims: usize, rank: usize) -> AxisSearch {
+    let entries = bank.len() / dims;
+    let mean: Vec<f32> = (0..dims)
+        .map(|i| bank.chunks(dims).map(|b| b[i]).sum::<f32>() / entries as f32)
+        .collect();
+    let basis: Vec<f32> = (0..rank * dims)
+        .map(|n| if n / dims == n % dims { 1.0 } else { 0.0 })
+        .collect();
+    let basis_mean = mean[..rank].to_vec();
+    let mut projected = vec![0.0; rank * entries];
+    let mut residuals = Vec::new();
+    let mut radius = 0.0f32;
+    for (m, b) in bank.chunks(dims).enumerate() {
+        let c: Vec<f64> = b
+            .iter()
+            .zip(&mean)
+            .map(|(&x, &m)| f64::from(x - m))
+            .collect();
+        for j in 0..rank {
+            projected[j * entries + m] = c[j] as f32;
+        }
+        residuals.push(c[rank..].iter().map(|x| x * x).sum::<f64>().sqrt() as f32);
+        radius = radius.max(c.iter().map(|x| x * x).sum::<f64>().sqrt() as f32);
+    }
+    let mean_norm = mean.iter().map(|&m| f64::from(m * m)).sum::<f64>().sqrt() as f32;
+    AxisSearch {
+        basis_mean,
+        radius: radius + mean_norm,
+        mean,
+        basis,
+        projected,
+        residuals,
+    }
+}
+
 #[test]
 fn patchcore_scores_are_mean_distances_to_the_nearest_entries() {
     let (dims, entries, cells) = (13, 40, 6);
     let bank = values(entries * dims, 7);
-    let norms: Vec<f32> = bank.chunks(dims).map(|b| dot(b, b)).collect();
     let features = values(cells * dims, 8);
+    for rank in [0, 2, 13] {
+        let s = axis_search(&bank, dims, rank);
+        let p = PatchCore {
+            dims,
+            bank: &bank,
+            mean: &s.mean,
+            basis: &s.basis,
+            basis_mean: &s.basis_mean,
+            projected: &s.projected,
+            residuals: &s.residuals,
+            radius: s.radius,
+        };
+        for k in [1, 3, 40] {
+            let mut scratch = vec![0.0; entries + k];
+            let mut scores = vec![0.0; cells];
+            patchcore_scores(&p, &features, &mut scratch, &mut scores).unwrap();
+            let expected: Vec<f32> = features
+                .chunks(dims)
+                .map(|c| naive_patchcore(c, &bank, dims, k))
+                .collect();
+            assert_close(&scores, &expected, 1e-6);
+        }
+        // A cell equal to a bank entry is at distance 0 exactly (distances are sum (a - b)^2).
+        let mut scores = [1.0];
+        patchcore_scores(&p, &bank[dims..2 * dims], &mut [0.0; 41], &mut scores).unwrap();
+        assert_eq!(scores[0], 0.0, "rank {rank}");
+    }
+    let s = axis_search(&bank, dims, 2);
     let p = PatchCore {
         dims,
         bank: &bank,
-        bank_norms: &norms,
+        mean: &s.mean,
+        basis: &s.basis,
+        basis_mean: &s.basis_mean,
+        projected: &s.projected,
+        residuals: &s.residuals,
+        radius: s.radius,
     };
-    for k in [1, 3, 40] {
-        let mut nearest = vec![Neighbor::FAR; k];
-        let mut scores = vec![0.0; cells];
-        patchcore_scores(&p, &features, &mut nearest, &mut scores).unwrap();
-        let expected: Vec<f32> = features
-            .chunks(dims)
-            .map(|c| naive_patchcore(c, &bank, dims, k))
-            .collect();
-        assert_close(&scores, &expected, 1e-6);
-    }
-    // A cell equal to a bank entry is at distance 0 exactly: the winners are recomputed as
-    // sum (a - b)^2, not from the expansion, which would leave rounding noise.
-    let mut scores = [1.0];
-    patchcore_scores(&p, &bank[dims..2 * dims], &mut [Neighbor::FAR], &mut scores).unwrap();
-    assert_eq!(scores[0], 0.0);
-    let far = Neighbor::FAR;
-    assert!(patchcore_scores(&p, &features, &mut [far; 41], &mut [0.0; 6]).is_err());
-    assert!(patchcore_scores(&p, &features, &mut [], &mut [0.0; 6]).is_err());
-    assert!(patchcore_scores(&p, &features[1..], &mut [far], &mut [0.0; 6]).is_err());
-}
-
-#[test]
-fn patchcore_ties_keep_the_lowest_index() {
-    // Entries 1 and 2 are equally far from the cell; with k = 1 entry 1 must win, which shows in
-    // the exact recomputation only if the winner is entry 1 (entry 2 differs in sign).
-    let bank = [5.0, 0.0, 1.0, 0.0, -1.0, 0.0];
-    let norms = [25.0, 1.0, 1.0];
-    let p = PatchCore {
-        dims: 2,
-        bank: &bank,
-        bank_norms: &norms,
-    };
-    let mut nearest = [Neighbor::FAR];
-    let mut score = [0.0];
-    patchcore_scores(&p, &[0.0, 0.0], &mut nearest, &mut score).unwrap();
-    assert_eq!(nearest[0].index, 1);
-    assert_eq!(score[0], 1.0);
+    assert!(patchcore_scores(&p, &features, &mut [0.0; 81], &mut [0.0; 6]).is_err());
+    assert!(patchcore_scores(&p, &features, &mut [0.0; 40], &mut [0.0; 6]).is_err());
+    assert!(patchcore_scores(&p, &features[1..], &mut [0.0; 41], &mut [0.0; 6]).is_err());
 }
 
 /// scikit-learn's `score_samples` for one sample, in f64, from full `[k][d][d]` factors.

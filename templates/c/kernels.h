@@ -37,41 +37,100 @@ static float clamp_value(float v, float lo, float hi)
 }
 {% endif %}
 {%- if k.conv_pointwise %}
-/* 1x1 convolution: out[p][o] = clamp(bias[o] + sum_i in[p][i] * weights[i][o]). */
-static void conv_pointwise(const float *restrict in, size_t pixels, size_t in_c,
-                           float *restrict out, size_t out_c,
-                           const float *restrict weights, const float *restrict bias, float lo, float hi)
+/* Pixels a 1x1 convolution tile computes at once (its accumulators are POINTWISE_ROWS x 16
+ * floats: 4 x 16 fills half of AVX-512's or a quarter of AVX2's registers). Override for small
+ * cores, e.g. -D{= upper =}_POINTWISE_ROWS=1 on a Cortex-M. */
+#ifndef {= upper =}_POINTWISE_ROWS
+#define {= upper =}_POINTWISE_ROWS 4
+#endif
+#define POINTWISE_ROWS {= upper =}_POINTWISE_ROWS
+#define POINTWISE_BLOCK 16
+
+/* `rows` pixels x 16 outputs of a 1x1 convolution: acc[r][o] += x[r][i] * w[i][o] over i, the
+ * tile's accumulators kept in registers. Each step reads the tile's inputs first, then runs one
+ * output at a time across them, a loop shape compilers vectorise over the 16 outputs. */
+static void pointwise_tile(const float *restrict x, size_t rows, size_t in_c,
+                           const float *restrict w, const float *restrict bias,
+                           float acc[POINTWISE_ROWS][POINTWISE_BLOCK])
 {
-    size_t p, i, o;
-    for (p = 0; p < pixels; ++p) {
-        const float *x = in + p * in_c;
-        float *y = out + p * out_c;
-        for (o = 0; o < out_c; ++o) {
-            y[o] = bias[o];
+    size_t r, i, o;
+    for (r = 0; r < POINTWISE_ROWS; ++r) {
+        for (o = 0; o < POINTWISE_BLOCK; ++o) {
+            acc[r][o] = bias[o];
         }
-        for (i = 0; i < in_c; ++i) {
-            const float v = x[i];
-            const float *w = weights + i * out_c;
-            for (o = 0; o < out_c; ++o) {
-                y[o] += v * w[o];
+    }
+    for (i = 0; i < in_c; ++i) {
+        const float *restrict wi = w + i * POINTWISE_BLOCK;
+        float xi[POINTWISE_ROWS];
+        for (r = 0; r < POINTWISE_ROWS; ++r) {
+            xi[r] = x[(r < rows ? r : 0) * in_c + i];
+        }
+        for (o = 0; o < POINTWISE_BLOCK; ++o) {
+            const float wo = wi[o];
+            for (r = 0; r < POINTWISE_ROWS; ++r) {
+                acc[r][o] += xi[r] * wo;
             }
         }
-        for (o = 0; o < out_c; ++o) {
-            y[o] = clamp_value(y[o], lo, hi);
+    }
+}
+
+/* 1x1 convolution: out[p][o] = clamp(bias[o] + sum_i in[p][i] * W[i][o] (+ out[p][o] when
+ * residual)), W[i][o] at weights[o / 16][i][o % 16] (zero-padded to whole blocks of 16). */
+static void conv_pointwise(const float *restrict in, size_t pixels, size_t in_c,
+                           float *restrict out, size_t out_c,
+                           const float *restrict weights, const float *restrict bias, int residual,
+                           float lo, float hi)
+{
+    size_t p, block, r, o;
+    float acc[POINTWISE_ROWS][POINTWISE_BLOCK];
+    for (p = 0; p < pixels; p += POINTWISE_ROWS) {
+        const size_t rows = pixels - p < POINTWISE_ROWS ? pixels - p : POINTWISE_ROWS;
+        for (block = 0; block * POINTWISE_BLOCK < out_c; ++block) {
+            const size_t first = block * POINTWISE_BLOCK;
+            const size_t width = out_c - first < POINTWISE_BLOCK ? out_c - first : POINTWISE_BLOCK;
+            pointwise_tile(in + p * in_c, rows, in_c, weights + block * in_c * POINTWISE_BLOCK,
+                           bias + first, acc);
+            for (r = 0; r < rows; ++r) {
+                float *y = out + (p + r) * out_c + first;
+                for (o = 0; o < width; ++o) {
+                    y[o] = clamp_value(acc[r][o] + (residual ? y[o] : 0.0f), lo, hi);
+                }
+            }
         }
     }
 }
 {% endif %}
 {%- if k.conv_depthwise %}
-/* Depthwise convolution: out[oy][ox][c] = clamp(bias[c] + sum_{ky,kx} in[iy][ix][c] * weights[ky][kx][c]). */
+/* Depthwise convolution: out[oy][ox][c] = clamp(bias[c] + sum_{ky,kx} in[iy][ix][c] * weights[ky][kx][c]).
+ * A 3x3 window wholly inside the input (every pixel but the border) takes a loop over channels
+ * with its nine taps unrolled; the border and other windows accumulate tap by tap. */
 static void conv_depthwise(const float *restrict in, size_t in_h, size_t in_w, size_t channels,
                            float *restrict out, size_t out_h, size_t out_w, const kernel_window *win,
                            const float *restrict weights, const float *restrict bias, float lo, float hi)
 {
+    const int fast_window = win->kernel_h == 3 && win->kernel_w == 3 && win->dilation_h == 1 && win->dilation_w == 1;
+    const size_t row = in_w * channels;
     size_t oy, ox, ky, kx, c;
     for (oy = 0; oy < out_h; ++oy) {
+        const size_t top = oy * win->stride_h;
+        const int rows_inside = top >= win->pad_top && top - win->pad_top + 3 <= in_h;
         for (ox = 0; ox < out_w; ++ox) {
-            float *y = out + (oy * out_w + ox) * channels;
+            const size_t left = ox * win->stride_w;
+            float *restrict y = out + (oy * out_w + ox) * channels;
+            if (fast_window && rows_inside && left >= win->pad_left && left - win->pad_left + 3 <= in_w) {
+                const float *restrict x = in + (top - win->pad_top) * row + (left - win->pad_left) * channels;
+                const float *restrict w = weights;
+                for (c = 0; c < channels; ++c) {
+                    float acc = bias[c];
+                    acc += x[c] * w[c] + x[channels + c] * w[channels + c] + x[2 * channels + c] * w[2 * channels + c];
+                    acc += x[row + c] * w[3 * channels + c] + x[row + channels + c] * w[4 * channels + c]
+                           + x[row + 2 * channels + c] * w[5 * channels + c];
+                    acc += x[2 * row + c] * w[6 * channels + c] + x[2 * row + channels + c] * w[7 * channels + c]
+                           + x[2 * row + 2 * channels + c] * w[8 * channels + c];
+                    y[c] = clamp_value(acc, lo, hi);
+                }
+                continue;
+            }
             for (c = 0; c < channels; ++c) {
                 y[c] = bias[c];
             }
@@ -288,44 +347,175 @@ static void copy_channels(const float *restrict in, size_t pixels, size_t in_c,
 }
 {% endif %}
 {%- if k.patchcore %}
-/* PatchCore score of one cell vector v: the mean L2 distance to its `neighbors` nearest memory
- * bank rows. Candidates come from ||v||^2 - 2 v.b + ||b||^2 (bank norms precomputed); the winners'
- * distances are then recomputed as sum (v - b)^2, which stays exact when v is close to b.
- * d2: memory_len floats of scratch. */
-static float patchcore_cell(const float *restrict v, size_t dim,
-                            const float *restrict bank, const float *restrict bank_norms,
-                            size_t memory_len, size_t neighbors, float *restrict d2)
+/* sum_i (a[i] - b[i])^2 in sixteen interleaved partial sums, so the loop vectorises without
+ * reassociating floats (sixteen, not eight: GCC 12 turns eight into slow lane shuffles). */
+static float squared_distance(const float *restrict a, const float *restrict b, size_t n)
 {
-    size_t m, i, n;
-    float norm = 0.0f;
+    float part[16] = {0.0f};
     float total = 0.0f;
-    for (i = 0; i < dim; ++i) {
-        norm += v[i] * v[i];
-    }
-    for (m = 0; m < memory_len; ++m) {
-        const float *b = bank + m * dim;
-        float dot = 0.0f;
-        float d;
-        for (i = 0; i < dim; ++i) {
-            dot += v[i] * b[i];
+    const size_t whole = n - n % 16;
+    size_t i, l;
+    for (i = 0; i < whole; i += 16) {
+        for (l = 0; l < 16; ++l) {
+            const float d = a[i + l] - b[i + l];
+            part[l] += d * d;
         }
-        d = norm - 2.0f * dot + bank_norms[m];
-        d2[m] = d > 0.0f ? d : 0.0f;
+    }
+    for (i = whole; i < n; ++i) {
+        total += (a[i] - b[i]) * (a[i] - b[i]);
+    }
+    for (l = 0; l < 16; ++l) {
+        total += part[l];
+    }
+    return total;
+}
+
+/* sum_i a[i] * b[i], in sixteen partial sums like squared_distance. */
+static float dot(const float *restrict a, const float *restrict b, size_t n)
+{
+    float part[16] = {0.0f};
+    float total = 0.0f;
+    const size_t whole = n - n % 16;
+    size_t i, l;
+    for (i = 0; i < whole; i += 16) {
+        for (l = 0; l < 16; ++l) {
+            part[l] += a[i + l] * b[i + l];
+        }
+    }
+    for (i = whole; i < n; ++i) {
+        total += a[i] * b[i];
+    }
+    for (l = 0; l < 16; ++l) {
+        total += part[l];
+    }
+    return total;
+}
+
+/* Index of the smallest of x[0..n), tracked in sixteen lanes so the scan vectorises. */
+static size_t argmin(const float *restrict x, size_t n)
+{
+    const size_t whole = n - n % 16;
+    float least[16];
+    size_t where[16];
+    size_t i, l, best;
+    for (l = 0; l < 16; ++l) {
+        least[l] = x[0];
+        where[l] = 0;
+    }
+    for (i = 0; i < whole; i += 16) {
+        for (l = 0; l < 16; ++l) {
+            const int closer = x[i + l] < least[l];
+            least[l] = closer ? x[i + l] : least[l];
+            where[l] = closer ? i + l : where[l];
+        }
+    }
+    best = where[0];
+    for (l = 1; l < 16; ++l) {
+        best = least[l] < x[best] ? where[l] : best;
+    }
+    for (i = whole; i < n; ++i) {
+        best = x[i] < x[best] ? i : best;
+    }
+    return best;
+}
+
+/* Inserts d into best[0..k), ascending, dropping the largest. */
+static void keep_smallest(float *best, size_t k, float d)
+{
+    size_t j = k - 1;
+    if (!(d < best[j])) {
+        return;
+    }
+    while (j > 0 && best[j - 1] > d) {
+        best[j] = best[j - 1];
+        --j;
+    }
+    best[j] = d;
+}
+
+/* (sqrt(d) + slack)^2: the largest bound a row can have and still be among the nearest. */
+static float bound_limit(float d, float slack)
+{
+    const float r = sqrtf(d) + slack;
+    return r * r;
+}
+
+/* The largest component count the search projects a cell onto (the generator's PATCHCORE_RANK). */
+#define PATCHCORE_MAX_RANK 16
+
+/* PatchCore score of one cell vector v: the mean L2 distance to its `neighbors` nearest memory
+ * bank rows, by an exact search that skips rows a lower bound proves too far. With c = v - mean,
+ * q = basis c and r the norm of c off the basis, row m is at least
+ * sqrt(||q - projected[., m]||^2 + (r - residuals[m])^2) away. Rows are checked exactly, nearest
+ * bound first for the seeds, then every row whose bound is within reach of the k-th best.
+ * scratch: memory_len + neighbors floats. */
+static float patchcore_cell(const float *restrict v, size_t dim, const float *restrict bank,
+                            size_t memory_len, size_t neighbors, const float *restrict mean,
+                            const float *restrict basis, const float *restrict basis_mean, size_t rank,
+                            const float *restrict projected, const float *restrict residuals,
+                            float radius, float *restrict scratch)
+{
+    float *restrict bound = scratch;
+    float *restrict best = scratch + memory_len;
+    float q[PATCHCORE_MAX_RANK];
+    float norm2;
+    float inside = 0.0f;
+    float r2, allowance, r_low, r_high, slack, limit;
+    float total = 0.0f;
+    size_t j, m, n;
+    norm2 = squared_distance(v, mean, dim);
+    for (j = 0; j < rank; ++j) {
+        q[j] = dot(basis + j * dim, v, dim) - basis_mean[j];
+        inside += q[j] * q[j];
+    }
+    r2 = norm2 - inside;
+    allowance = 1e-5f * norm2;
+    r_low = sqrtf(r2 - allowance > 0.0f ? r2 - allowance : 0.0f);
+    r_high = sqrtf((r2 > 0.0f ? r2 : 0.0f) + allowance);
+    slack = 1e-4f * (sqrtf(norm2) + radius);
+    for (m = 0; m < memory_len; ++m) {
+        const float below = r_low - residuals[m];
+        const float above = residuals[m] - r_high;
+        const float gap = below > 0.0f ? below : (above > 0.0f ? above : 0.0f);
+        bound[m] = gap * gap;
+    }
+    /* Four axes per pass over the bounds: a quarter of the loads and stores of one at a time. */
+    for (j = 0; j < rank - rank % 4; j += 4) {
+        const float *restrict p0 = projected + j * memory_len;
+        const float *restrict p1 = p0 + memory_len;
+        const float *restrict p2 = p1 + memory_len;
+        const float *restrict p3 = p2 + memory_len;
+        const float q0 = q[j], q1 = q[j + 1], q2 = q[j + 2], q3 = q[j + 3];
+        for (m = 0; m < memory_len; ++m) {
+            const float d0 = q0 - p0[m], d1 = q1 - p1[m], d2 = q2 - p2[m], d3 = q3 - p3[m];
+            bound[m] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3);
+        }
+    }
+    for (j = rank - rank % 4; j < rank; ++j) {
+        const float *restrict row = projected + j * memory_len;
+        const float qj = q[j];
+        for (m = 0; m < memory_len; ++m) {
+            const float d = qj - row[m];
+            bound[m] += d * d;
+        }
     }
     for (n = 0; n < neighbors; ++n) {
-        size_t best = 0;
-        const float *b;
-        float exact = 0.0f;
-        for (m = 1; m < memory_len; ++m) {
-            best = d2[m] < d2[best] ? m : best;
+        best[n] = HUGE_VALF;
+    }
+    for (n = 0; n < neighbors; ++n) {
+        const size_t seed = argmin(bound, memory_len);
+        bound[seed] = HUGE_VALF;
+        keep_smallest(best, neighbors, squared_distance(v, bank + seed * dim, dim));
+    }
+    limit = bound_limit(best[neighbors - 1], slack);
+    for (m = 0; m < memory_len; ++m) {
+        if (bound[m] <= limit) {
+            keep_smallest(best, neighbors, squared_distance(v, bank + m * dim, dim));
+            limit = bound_limit(best[neighbors - 1], slack);
         }
-        d2[best] = HUGE_VALF;
-        b = bank + best * dim;
-        for (i = 0; i < dim; ++i) {
-            const float diff = v[i] - b[i];
-            exact += diff * diff;
-        }
-        total += sqrtf(exact);
+    }
+    for (n = 0; n < neighbors; ++n) {
+        total += sqrtf(best[n]);
     }
     return total / (float)neighbors;
 }

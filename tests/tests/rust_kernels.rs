@@ -122,6 +122,27 @@ fn window(k: usize, s: usize, pads: [usize; 4]) -> Window {
 
 type ConvKernel = fn(&rt::Conv2d, &[f32], &[f32], &[f32], &mut [f32]) -> Result<(), rt::Error>;
 
+/// The 1x1 kernel given `[in][out]` weights: re-laid out into its blocks of 16 outputs (as
+/// `codegen::program` does), no skip connection.
+fn pointwise_from_general_layout(
+    p: &rt::Conv2d,
+    input: &[f32],
+    weights: &[f32],
+    bias: &[f32],
+    out: &mut [f32],
+) -> Result<(), rt::Error> {
+    let (in_c, out_c, block) = (p.input.c, p.output.c, rt::POINTWISE_BLOCK);
+    let mut blocked = vec![0.0; rt::pointwise_weights_len(in_c, out_c)];
+    for i in 0..in_c {
+        for o in 0..out_c {
+            blocked[((o / block) * in_c + i) * block + o % block] = weights[i * out_c + o];
+        }
+    }
+    let mut padded = bias.to_vec();
+    padded.resize(out_c.div_ceil(block) * block, 0.0);
+    rt::conv2d_pointwise(p, input, &blocked, &padded, out, false)
+}
+
 #[test]
 fn conv_kernels_match_the_reference_conv() {
     let dilated = Window {
@@ -143,7 +164,7 @@ fn conv_kernels_match_the_reference_conv() {
         (
             conv_op(16, 24, 1, window(1, 1, [0; 4]), None, 3),
             Shape::new(16, 6, 5),
-            rt::conv2d_pointwise,
+            pointwise_from_general_layout,
         ),
         (
             conv_op(24, 24, 24, window(3, 1, [1; 4]), Some(Clamp::RELU6), 4),
@@ -300,6 +321,7 @@ fn upper_factors(components: usize, dim: usize, seed: u64) -> Vec<f32> {
 
 #[test]
 fn patchcore_kernel_matches_the_reference_scorer() {
+    use fomo_ad::codegen::program::PatchCoreSearch;
     use fomo_ad::scorer::PatchCore;
     let (dim, entries, cells) = (24, 50, 9);
     for neighbors in [1, 3] {
@@ -310,11 +332,8 @@ fn patchcore_kernel_matches_the_reference_scorer() {
             dim,
             sampling_ratio: 1.0,
         };
-        let norms: Vec<f32> = reference
-            .memory_bank
-            .chunks(dim)
-            .map(|b| b.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() as f32)
-            .collect();
+        // The search constants exactly as the compiler derives them from the bank.
+        let search = PatchCoreSearch::of(&reference.memory_bank, dim);
         // Cells near bank entries as well as far from them.
         let mut features = values(cells * dim, 21, 3.0);
         features[..dim].copy_from_slice(&reference.memory_bank[5 * dim..6 * dim]);
@@ -322,11 +341,16 @@ fn patchcore_kernel_matches_the_reference_scorer() {
         let p = rt::PatchCore {
             dims: dim,
             bank: &reference.memory_bank,
-            bank_norms: &norms,
+            mean: &search.mean,
+            basis: &search.basis,
+            basis_mean: &search.basis_mean,
+            projected: &search.projected,
+            residuals: &search.residuals,
+            radius: search.radius,
         };
-        let mut nearest = vec![rt::Neighbor::FAR; neighbors];
+        let mut scratch = vec![0.0; entries + neighbors];
         let mut scores = vec![0.0; cells];
-        rt::patchcore_scores(&p, &features, &mut nearest, &mut scores).unwrap();
+        rt::patchcore_scores(&p, &features, &mut scratch, &mut scores).unwrap();
         let expected: Vec<f32> = features
             .chunks(dim)
             .map(|cell| reference.cell_score(cell))

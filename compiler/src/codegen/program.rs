@@ -21,7 +21,7 @@
 
 use crate::error::{Error, Result};
 use crate::ir::ops::{Clamp, Conv, Window};
-use crate::ir::{Graph, Op, Shape};
+use crate::ir::{Graph, Op, Shape, TensorId};
 use crate::passes::memory::{self, Buffer};
 
 /// Byte alignment of every arena offset and of the arena itself (and of the constant arrays).
@@ -159,12 +159,17 @@ pub struct Step {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Kernel {
     /// 1x1 convolution, stride 1, no padding, one group: a matrix product over pixels,
-    /// `out[p][o] = act(bias[o] + sum_i in[p][i] * weights[i][o])`.
-    /// `weights`: `[in][out]`; `bias`: `[out]`.
+    /// `out[p][o] = act(bias[o] + sum_i in[p][i] * W[i][o] (+ out[p][o] when residual))`.
+    /// `weights`: `[ceil(out / B)][in][B]` with `B` = [`POINTWISE_BLOCK`]: `W[i][o]` is at
+    /// `weights[o / B][i][o % B]`, the last block zero-padded, so kernels compute whole blocks
+    /// of `B` outputs. `bias`: `[ceil(out / B) * B]`, zero-padded likewise.
+    /// With `residual`, the output operand holds the skip connection on entry (a following
+    /// `Add` fused in: the planner gave the sum the skip tensor's buffer).
     ConvPointwise {
         weights: ConstId,
         bias: ConstId,
         activation: Option<Bounds>,
+        residual: bool,
     },
     /// Depthwise convolution (groups = in = out channels), any window:
     /// `out[oy][ox][c] = act(bias[c] + sum_{ky,kx} in[iy][ix][c] * weights[ky][kx][c])` with
@@ -262,16 +267,29 @@ impl ScorerStage {
     }
 }
 
+/// Output channels a 1x1 convolution kernel computes at once: 16 floats are one AVX-512
+/// register or four NEON ones, and every MobileNetV2 width's channel count but 24 divides it.
+pub const POINTWISE_BLOCK: usize = 16;
+
 /// PatchCore: for each cell (row-major over the grid):
 /// 1. `pooled` = `pool x pool` average of `features`, stride 1, zero padding `pool / 2`, divisor
 ///    always `pool * pool` (sums in (ky, kx) order then one division). With `pool == 1` there is
 ///    no pooling step and `pooled == features` (the same operand).
-/// 2. For every memory-bank row `m`: `d2[m] = max(0, ||v||^2 - 2 v.bank[m] + bank_norms[m])`
-///    into `scratch` (`memory_len` floats), `v` the cell's pooled vector.
-/// 3. The `neighbors` smallest `d2` (ties: lowest index first) are selected; for each of them the
-///    squared distance is recomputed exactly as `sum_i (v[i] - bank[m][i])^2` (the expansion
-///    above loses precision when `v` is close to `bank[m]`), and the cell score is the mean of
-///    their square roots.
+/// 2. The cell score is the mean L2 distance from the cell's pooled vector `v` to its `neighbors`
+///    nearest memory-bank rows, found by an exact search that skips the rows it can prove are
+///    too far. With `c = v - mean`, `q = basis v - basis_mean` (`= basis c`; the bank's top
+///    `rank` principal axes, orthonormal rows) and `r = sqrt(max(0, ||c||^2 - ||q||^2))`, every
+///    row `m` has the lower
+///    bound `bound[m] = ||q - bank_projected[., m]||^2 + gap(r, bank_residuals[m])^2` on its
+///    squared distance (Pythagoras over the principal subspace and its complement; `gap` widens
+///    `r` by the rounding allowance `1e-5 ||c||^2` on `r^2`). `bound` goes to `scratch`.
+/// 3. Seeds: `neighbors` times, the row with the smallest bound has its squared distance
+///    `sum_i (v[i] - bank[m][i])^2` computed exactly and is excluded from the scan. Scan: every
+///    other row whose bound is at most `(sqrt(d_k) + slack)^2`, `d_k` the k-th smallest exact
+///    squared distance so far and `slack = 1e-4 (||c|| + bank_radius)` (float rounding of the
+///    bound), has its exact distance computed; the `neighbors` smallest are kept.
+///
+/// The search returns the same distances as a scan of the whole bank; only the work differs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PatchCoreStage {
     /// Odd pooling window; 1 = none.
@@ -283,11 +301,30 @@ pub struct PatchCoreStage {
     pub dim: usize,
     /// `[memory_len][dim]`.
     pub bank: ConstId,
-    /// `[memory_len]`: `||bank[m]||^2`, computed in f64 then rounded.
-    pub bank_norms: ConstId,
-    /// `memory_len` floats of squared distances for the current cell.
+    /// Principal axes kept for the bound (at most [`PATCHCORE_RANK`], at most `dim`).
+    pub rank: usize,
+    /// `[dim]`: the bank's mean row, computed in f64 then rounded.
+    pub mean: ConstId,
+    /// `[rank][dim]`: orthonormal principal axes of the bank, largest variance first.
+    pub basis: ConstId,
+    /// `[rank]`: `basis mean`, so that `q = basis v - basis_mean` needs no centred copy of `v`.
+    pub basis_mean: ConstId,
+    /// `[rank][memory_len]`: `basis (bank[m] - mean)`, transposed so the bound vectorises over
+    /// rows.
+    pub bank_projected: ConstId,
+    /// `[memory_len]`: `||(bank[m] - mean)||` outside the principal subspace.
+    pub bank_residuals: ConstId,
+    /// `[1]`: `max_m ||bank[m] - mean|| + ||mean||`, the scale of the rounding slack (a constant
+    /// array like the bank it is derived from, so that retraining changes only weight files).
+    pub bank_radius: ConstId,
+    /// `memory_len + neighbors` floats: the bounds, then the best squared distances.
     pub scratch: Operand,
 }
+
+/// Principal axes the PatchCore search bounds with: enough to prune almost every row on
+/// MobileNetV2 features (16 axes leave ~1 % of a 2,880-row bank to check exactly), few enough
+/// that the bound costs a fraction of the full distances it saves.
+pub const PATCHCORE_RANK: usize = 16;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Covariance {
@@ -591,9 +628,14 @@ pub fn lower(source: &Source) -> Result<Program> {
             last_use[t.0] = i + 1;
         }
     }
+    let residuals = residual_fusions(graph, &last_use);
     let mut drafts = Vec::with_capacity(graph.nodes.len());
     for (i, node) in graph.nodes.iter().enumerate() {
         let step = i + 1;
+        if residuals.iter().any(|r| r.add == i) {
+            continue; // computed by the convolution before it
+        }
+        let residual = residuals.iter().find(|r| r.conv == i);
         let label = super::sanitize_comment(&node.name);
         let inputs: Vec<(usize, Shape)> = node
             .inputs
@@ -605,7 +647,32 @@ pub fn lower(source: &Source) -> Result<Program> {
             })
             .collect();
         let out_shape = graph.shape(node.output);
-        let kernel = lower_kernel(&mut b, &node.op, step, &label, &graph.input_shapes(node))?;
+        let mut kernel = lower_kernel(&mut b, &node.op, step, &label, &graph.input_shapes(node))?;
+        if let Some(fusion) = residual {
+            // The sum lands in the skip tensor's buffer, which dies at the add.
+            let skip =
+                tensor_buffer[fusion.skip.0].expect("validated graphs produce before reading");
+            b.read(skip, step);
+            if let Kernel::ConvPointwise {
+                activation,
+                residual,
+                ..
+            } = &mut kernel
+            {
+                *activation = fusion.activation;
+                *residual = true;
+            }
+            let add = &graph.nodes[fusion.add];
+            tensor_buffer[add.output.0] = Some(skip);
+            drafts.push(DraftStep {
+                label: format!("{label} + {}", super::sanitize_comment(&add.name)),
+                kernel,
+                macs: node.op.macs(&graph.input_shapes(node), out_shape),
+                inputs,
+                output: (skip, out_shape),
+            });
+            continue;
+        }
         let output = b.buffer(out_shape.len(), step);
         if kernel.elementwise() {
             // Write over the first input that dies here (the feature map never does: the scorer
@@ -702,6 +769,49 @@ pub fn lower(source: &Source) -> Result<Program> {
     })
 }
 
+/// A 1x1 convolution whose only reader is the `Add` right after it, which adds a skip tensor
+/// that dies there: the convolution accumulates into the skip tensor's buffer instead.
+struct ResidualFusion {
+    conv: usize,
+    add: usize,
+    skip: TensorId,
+    activation: Option<Bounds>,
+}
+
+fn residual_fusions(graph: &Graph, last_use: &[usize]) -> Vec<ResidualFusion> {
+    let readers = |t: TensorId| graph.nodes.iter().filter(|n| n.inputs.contains(&t)).count();
+    let mut fusions = Vec::new();
+    for (i, pair) in graph.nodes.windows(2).enumerate() {
+        let (conv_node, add_node) = (&pair[0], &pair[1]);
+        let (Op::Conv(conv), Op::Add(add)) = (&conv_node.op, &add_node.op) else {
+            continue;
+        };
+        let out = conv_node.output;
+        let skip = match add_node.inputs.as_slice() {
+            [a, b] if *a == out && *b != out => *b,
+            [a, b] if *b == out && *a != out => *a,
+            _ => continue,
+        };
+        let fusable = conv.is_pointwise()
+            && conv.activation.is_none()
+            && out != graph.output
+            && readers(out) == 1
+            && skip != graph.input
+            && skip != graph.output
+            && last_use[skip.0] == i + 2
+            && graph.shape(skip) == graph.shape(out);
+        if fusable {
+            fusions.push(ResidualFusion {
+                conv: i,
+                add: i + 1,
+                skip,
+                activation: activation(add.activation),
+            });
+        }
+    }
+    fusions
+}
+
 fn activation(clamp: Option<Clamp>) -> Option<Bounds> {
     clamp.map(Bounds::from_clamp)
 }
@@ -755,34 +865,44 @@ fn lower_kernel(
 fn lower_conv(b: &mut Builder, conv: &Conv, prefix: &str, label: &str) -> Result<Kernel> {
     let [kh, kw] = conv.window.kernel;
     let (cin, cout) = (conv.in_channels, conv.out_channels);
-    let bias = b.constant(
-        format!("{prefix}_bias"),
-        conv.bias.clone(),
-        vec![cout],
-        "[out]",
-        format!("{label}: bias (BatchNorm folded)"),
-    )?;
+    let bias_constant = |b: &mut Builder, values: Vec<f32>| {
+        let len = values.len();
+        b.constant(
+            format!("{prefix}_bias"),
+            values,
+            vec![len],
+            "[out]",
+            format!("{label}: bias (BatchNorm folded)"),
+        )
+    };
     let act = activation(conv.activation);
     if conv.is_pointwise() {
-        let mut w = vec![0.0; cin * cout];
+        const B: usize = POINTWISE_BLOCK;
+        let blocks = cout.div_ceil(B);
+        let mut w = vec![0.0; blocks * cin * B];
         for o in 0..cout {
             for i in 0..cin {
-                w[i * cout + o] = conv.weights[conv.weight_index(o, i, 0, 0)];
+                w[((o / B) * cin + i) * B + o % B] = conv.weights[conv.weight_index(o, i, 0, 0)];
             }
         }
+        let mut padded_bias = conv.bias.clone();
+        padded_bias.resize(blocks * B, 0.0);
+        let bias = bias_constant(b, padded_bias)?;
         let weights = b.constant(
             format!("{prefix}_weights"),
             w,
-            vec![cin, cout],
-            "[in][out]",
-            format!("{label}: 1x1 convolution weights (BatchNorm folded)"),
+            vec![blocks, cin, B],
+            "[out/16][in][16]",
+            format!("{label}: 1x1 convolution weights (BatchNorm folded), 16 outputs per block"),
         )?;
         Ok(Kernel::ConvPointwise {
             weights,
             bias,
             activation: act,
+            residual: false,
         })
     } else if conv.is_depthwise() {
+        let bias = bias_constant(b, conv.bias.clone())?;
         let mut w = vec![0.0; kh * kw * cout];
         for c in 0..cout {
             for ky in 0..kh {
@@ -805,6 +925,7 @@ fn lower_conv(b: &mut Builder, conv: &Conv, prefix: &str, label: &str) -> Result
             activation: act,
         })
     } else {
+        let bias = bias_constant(b, conv.bias.clone())?;
         let g = conv.groups;
         let (ipg, opg) = (conv.in_per_group(), conv.out_per_group());
         let mut w = vec![0.0; conv.weights.len()];
@@ -895,6 +1016,102 @@ fn check(condition: bool, message: impl FnOnce() -> String) -> Result<()> {
     }
 }
 
+/// The constants of PatchCore's pruned search (see [`PatchCoreStage`] for their layouts),
+/// computed in f64 from the bank; the projections use the basis as rounded to f32, the one the
+/// generated code multiplies by.
+pub struct PatchCoreSearch {
+    pub rank: usize,
+    pub mean: Vec<f32>,
+    pub basis: Vec<f32>,
+    pub basis_mean: Vec<f32>,
+    pub projected: Vec<f32>,
+    pub residuals: Vec<f32>,
+    pub radius: f32,
+}
+
+impl PatchCoreSearch {
+    /// `bank` is `[rows][dim]` with at least one row.
+    pub fn of(bank: &[f32], dim: usize) -> PatchCoreSearch {
+        let rows = bank.len() / dim;
+        let rank = PATCHCORE_RANK.min(dim);
+        let mut mean = vec![0f64; dim];
+        for row in bank.chunks_exact(dim) {
+            for (m, &v) in mean.iter_mut().zip(row) {
+                *m += v as f64;
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= rows as f64);
+        let mean_f32: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
+        let centred = |row: &[f32]| -> Vec<f64> {
+            row.iter()
+                .zip(&mean_f32)
+                .map(|(&v, &m)| v as f64 - m as f64)
+                .collect()
+        };
+        let mut covariance = nalgebra::DMatrix::<f64>::zeros(dim, dim);
+        for row in bank.chunks_exact(dim) {
+            let c = nalgebra::DVector::from_vec(centred(row));
+            covariance.syger(1.0, &c, &c, 1.0);
+        }
+        let eigen = covariance.symmetric_eigen();
+        let mut order: Vec<usize> = (0..dim).collect();
+        // Largest variance first; index breaks ties so the order is deterministic.
+        order.sort_by(|&a, &b| {
+            eigen.eigenvalues[b]
+                .total_cmp(&eigen.eigenvalues[a])
+                .then(a.cmp(&b))
+        });
+        let mut axes = Vec::with_capacity(rank * dim);
+        for &axis in &order[..rank] {
+            let v = eigen.eigenvectors.column(axis);
+            // A fixed sign (largest component positive) keeps the output stable across builds.
+            let pivot = (0..dim)
+                .max_by(|&a, &b| v[a].abs().total_cmp(&v[b].abs()).then(b.cmp(&a)))
+                .unwrap_or(0);
+            let sign = if v[pivot] < 0.0 { -1.0 } else { 1.0 };
+            axes.extend(v.iter().map(|&x| (sign * x) as f32));
+        }
+        let mut projected = vec![0f32; rank * rows];
+        let mut residuals = Vec::with_capacity(rows);
+        let mut radius = 0f64;
+        for (m, row) in bank.chunks_exact(dim).enumerate() {
+            let c = centred(row);
+            let norm2: f64 = c.iter().map(|x| x * x).sum();
+            let mut inside = 0f64;
+            for (j, axis) in axes.chunks_exact(dim).enumerate() {
+                let q: f64 = axis.iter().zip(&c).map(|(&a, x)| a as f64 * x).sum();
+                projected[j * rows + m] = q as f32;
+                inside += q * q;
+            }
+            residuals.push((norm2 - inside).max(0.0).sqrt() as f32);
+            radius = radius.max(norm2.sqrt());
+        }
+        let basis_mean = axes
+            .chunks_exact(dim)
+            .map(|axis| {
+                axis.iter()
+                    .zip(&mean_f32)
+                    .map(|(&a, &m)| a as f64 * m as f64)
+                    .sum::<f64>() as f32
+            })
+            .collect();
+        let mean_norm = mean_f32
+            .iter()
+            .map(|&m| m as f64 * m as f64)
+            .sum::<f64>()
+            .sqrt();
+        PatchCoreSearch {
+            rank,
+            mean: mean_f32,
+            basis: axes,
+            basis_mean,
+            projected,
+            residuals,
+            radius: (radius + mean_norm) as f32,
+        }
+    }
+}
+
 fn lower_scorer(
     b: &mut Builder,
     spec: &ScorerSpec,
@@ -938,12 +1155,10 @@ fn lower_scorer(
                 features
             };
             b.read(pooled, search);
-            let scratch_shape = Shape::new(memory_len, 1, 1);
-            let scratch = b.buffer(memory_len, search);
-            let norms = memory_bank
-                .chunks_exact(dim)
-                .map(|row| row.iter().map(|&v| v as f64 * v as f64).sum::<f64>() as f32)
-                .collect();
+            let scratch_shape = Shape::new(memory_len + neighbors, 1, 1);
+            let scratch = b.buffer(scratch_shape.len(), search);
+            let search_consts = PatchCoreSearch::of(memory_bank, dim);
+            let rank = search_consts.rank;
             let bank = b.constant(
                 "memory_bank".into(),
                 memory_bank.clone(),
@@ -951,12 +1166,47 @@ fn lower_scorer(
                 "[memory_len][dim]",
                 format!("PatchCore memory bank: {memory_len} pooled training patches"),
             )?;
-            let bank_norms = b.constant(
-                "memory_bank_norms".into(),
-                norms,
+            let mean = b.constant(
+                "bank_mean".into(),
+                search_consts.mean,
+                vec![dim],
+                "[dim]",
+                "mean memory bank row (search bounds only)".into(),
+            )?;
+            let basis = b.constant(
+                "bank_basis".into(),
+                search_consts.basis,
+                vec![rank, dim],
+                "[rank][dim]",
+                format!("top {rank} principal axes of the memory bank (search bounds only)"),
+            )?;
+            let basis_mean = b.constant(
+                "bank_basis_mean".into(),
+                search_consts.basis_mean,
+                vec![rank],
+                "[rank]",
+                "the mean row on the principal axes (search bounds only)".into(),
+            )?;
+            let bank_projected = b.constant(
+                "bank_projected".into(),
+                search_consts.projected,
+                vec![rank, memory_len],
+                "[rank][memory_len]",
+                "memory bank rows on the principal axes, transposed (search bounds only)".into(),
+            )?;
+            let bank_radius = b.constant(
+                "bank_radius".into(),
+                vec![search_consts.radius],
+                vec![1],
+                "[1]",
+                "largest distance of a memory bank row from the mean, plus the mean's norm (search slack)".into(),
+            )?;
+            let bank_residuals = b.constant(
+                "bank_residuals".into(),
+                search_consts.residuals,
                 vec![memory_len],
                 "[memory_len]",
-                "squared L2 norm of each memory bank entry".into(),
+                "norm of each memory bank row off the principal axes (search bounds only)".into(),
             )?;
             Ok((
                 ScorerDraft::PatchCore {
@@ -967,7 +1217,13 @@ fn lower_scorer(
                         memory_len,
                         dim,
                         bank,
-                        bank_norms,
+                        rank,
+                        mean,
+                        basis,
+                        basis_mean,
+                        bank_projected,
+                        bank_residuals,
+                        bank_radius,
                         scratch: UNPLANNED,
                     },
                     pooled: (pooled, fshape),

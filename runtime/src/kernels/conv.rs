@@ -128,29 +128,91 @@ pub fn conv2d(
     Ok(())
 }
 
-/// A 1x1 convolution: per pixel, `out = bias + in x W` with `W` as `[in][out]`.
+/// Output channels a 1x1 convolution computes at once (the compiler's `POINTWISE_BLOCK`).
+pub const POINTWISE_BLOCK: usize = 16;
+/// Pixels a 1x1 convolution computes at once: 4 x 16 accumulators stay in vector registers.
+const POINTWISE_ROWS: usize = 4;
+
+/// Weights of a 1x1 convolution in blocks of [`POINTWISE_BLOCK`] outputs:
+/// `ceil(out / 16) * in * 16`.
+pub const fn pointwise_weights_len(in_c: usize, out_c: usize) -> usize {
+    out_c
+        .div_ceil(POINTWISE_BLOCK)
+        .saturating_mul(in_c)
+        .saturating_mul(POINTWISE_BLOCK)
+}
+
+/// A 1x1 convolution: per pixel, `out[o] = clamp(bias[o] + sum_i in[i] * W[i][o])`, plus the
+/// value `out[o]` held on entry when `residual` (a fused skip connection). `W[i][o]` is at
+/// `weights[o / 16][i][o % 16]` and `bias` has `ceil(out / 16) * 16` values, both zero-padded
+/// to whole blocks, so every block computes 16 outputs for 4 pixels with its accumulators in
+/// registers.
 pub fn conv2d_pointwise(
     p: &Conv2d,
     input: &[f32],
     weights: &[f32],
     bias: &[f32],
     output: &mut [f32],
+    residual: bool,
 ) -> Result<(), Error> {
     if !p.is_pointwise() {
         return Err(Error::Shape(
             "pointwise conv needs a 1x1 kernel, stride 1, no padding and one group",
         ));
     }
-    p.validate(input, weights, bias, output)?;
     let (in_c, out_c) = (p.input.c, p.output.c);
-    for (pixel, out) in input.chunks_exact(in_c).zip(output.chunks_exact_mut(out_c)) {
-        start_at_bias(out, bias);
-        for (&value, row) in pixel.iter().zip(weights.chunks_exact(out_c)) {
-            for (o, &w) in out.iter_mut().zip(row) {
-                *o += value * w;
+    if in_c == 0 || out_c == 0 {
+        return Err(Error::Shape("conv channels must be positive"));
+    }
+    p.window.check(p.input, p.output)?;
+    check_len("input", input.len(), p.input.len())?;
+    check_len("weights", weights.len(), pointwise_weights_len(in_c, out_c))?;
+    check_len(
+        "bias",
+        bias.len(),
+        out_c.div_ceil(POINTWISE_BLOCK) * POINTWISE_BLOCK,
+    )?;
+    check_len("output", output.len(), p.output.len())?;
+    const B: usize = POINTWISE_BLOCK;
+    for (x, y) in input
+        .chunks(POINTWISE_ROWS * in_c)
+        .zip(output.chunks_mut(POINTWISE_ROWS * out_c))
+    {
+        // A short last tile repeats its first pixel in the missing rows (computed, not stored).
+        let row = |r: usize| x.chunks_exact(in_c).nth(r).or(x.get(..in_c)).unwrap_or(&[]);
+        let (x0, x1, x2, x3) = (row(0), row(1), row(2), row(3));
+        for (block, (w, b)) in weights
+            .chunks_exact(in_c * B)
+            .zip(bias.chunks_exact(B))
+            .enumerate()
+        {
+            let mut acc = [[0.0f32; B]; POINTWISE_ROWS];
+            for lane in acc.iter_mut() {
+                lane.copy_from_slice(b);
+            }
+            for (wi, (&a0, (&a1, (&a2, &a3)))) in w
+                .chunks_exact(B)
+                .zip(x0.iter().zip(x1.iter().zip(x2.iter().zip(x3))))
+            {
+                // Always 16 long (chunks_exact); the array type lets the loop drop bounds checks.
+                let Ok(wi) = <&[f32; B]>::try_from(wi) else {
+                    continue;
+                };
+                for (o, &wo) in wi.iter().enumerate() {
+                    acc[0][o] += a0 * wo;
+                    acc[1][o] += a1 * wo;
+                    acc[2][o] += a2 * wo;
+                    acc[3][o] += a3 * wo;
+                }
+            }
+            let first = block * B;
+            for (lane, out) in acc.iter().zip(y.chunks_exact_mut(out_c)) {
+                let out = out.get_mut(first..).unwrap_or(&mut []);
+                for (o, &v) in out.iter_mut().zip(lane.iter()) {
+                    *o = p.clamp.apply(if residual { v + *o } else { v });
+                }
             }
         }
-        p.clamp.apply_all(out);
     }
     Ok(())
 }
@@ -171,8 +233,45 @@ pub fn conv2d_depthwise(
     p.validate(input, weights, bias, output)?;
     let c = p.input.c;
     let [kh, kw] = p.window.kernel;
+    let fast_window = p.window.kernel == [3, 3] && p.window.dilation == [1, 1] && bias.len() == c;
+    // Where a 3x3 window at output coordinate `o` starts, when it lies wholly inside the input.
+    let inside = |axis: usize, o: usize, size: usize| {
+        let start = (o * p.window.stride[axis]).checked_sub(p.window.pads[axis])?;
+        (start + 3 <= size).then_some(start)
+    };
+    let taps_len = 9 * c;
     for (oy, out_row) in output.chunks_exact_mut(p.output.w * c).enumerate() {
         for (ox, out) in out_row.chunks_exact_mut(c).enumerate() {
+            if let (true, Some(y), Some(x)) = (
+                fast_window && weights.len() >= taps_len,
+                inside(0, oy, p.input.h),
+                inside(1, ox, p.input.w),
+            ) {
+                // Nine taps unrolled, one loop over channels; every slice is exactly `c` long
+                // so the loop needs no bounds checks.
+                let at = |ky: usize, kx: usize| &input[((y + ky) * p.input.w + x + kx) * c..][..c];
+                let x = [
+                    at(0, 0),
+                    at(0, 1),
+                    at(0, 2),
+                    at(1, 0),
+                    at(1, 1),
+                    at(1, 2),
+                    at(2, 0),
+                    at(2, 1),
+                    at(2, 2),
+                ];
+                let w: [&[f32]; 9] = core::array::from_fn(|k| &weights[k * c..][..c]);
+                let bias = &bias[..c];
+                for ch in 0..c {
+                    let mut acc = bias[ch];
+                    acc += x[0][ch] * w[0][ch] + x[1][ch] * w[1][ch] + x[2][ch] * w[2][ch];
+                    acc += x[3][ch] * w[3][ch] + x[4][ch] * w[4][ch] + x[5][ch] * w[5][ch];
+                    acc += x[6][ch] * w[6][ch] + x[7][ch] * w[7][ch] + x[8][ch] * w[8][ch];
+                    out[ch] = p.clamp.apply(acc);
+                }
+                continue;
+            }
             start_at_bias(out, bias);
             for ky in 0..kh {
                 let Some(y) = p.window.source(0, oy, ky, p.input.h) else {

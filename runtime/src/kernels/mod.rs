@@ -15,7 +15,9 @@ mod pool;
 mod summary;
 
 pub use arena::{region, region_mut, split, Region};
-pub use conv::{conv2d, conv2d_depthwise, conv2d_pointwise, Conv2d};
+pub use conv::{
+    conv2d, conv2d_depthwise, conv2d_pointwise, pointwise_weights_len, Conv2d, POINTWISE_BLOCK,
+};
 pub use elementwise::{
     add, add_in_place, channel_affine, channel_affine_in_place, clamp, clamp_in_place,
     copy_channels, double_in_place, pad, scale_pixels,
@@ -24,6 +26,6 @@ pub use error::{check_len, Error};
 pub use geometry::{Clamp, Shape, Window};
 pub use gmm::{gmm_log_likelihood, gmm_scores, Covariance, GaussianMixture, GmmScore};
 pub use linalg::{dot, project, squared_distance};
-pub use patchcore::{patchcore_scores, Neighbor, PatchCore};
+pub use patchcore::{patchcore_scores, PatchCore, MAX_RANK};
 pub use pool::{avg_pool, max_pool, Pool2d};
 pub use summary::{summarize, Summary};

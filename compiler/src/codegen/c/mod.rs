@@ -728,7 +728,15 @@ fn activation_name(b: &Option<Bounds>) -> String {
 
 fn step_comment(index: usize, s: &Step) -> String {
     let detail = match &s.kernel {
-        Kernel::ConvPointwise { activation, .. } => format!("1x1{}", activation_name(activation)),
+        Kernel::ConvPointwise {
+            activation,
+            residual,
+            ..
+        } => format!(
+            "1x1{}{}",
+            if *residual { ", + residual" } else { "" },
+            activation_name(activation)
+        ),
         Kernel::ConvDepthwise {
             window, activation, ..
         } => format!("{}{}", window.describe(), activation_name(activation)),
@@ -790,17 +798,19 @@ fn step_code(s: &Step, symbol: &dyn Fn(ConstId) -> String, unbounded: &str) -> S
             weights,
             bias,
             activation,
+            residual,
         } => {
             let (lo, hi) = bounds(activation, unbounded);
             format!(
-                "    conv_pointwise({}, {}, {}, {}, {}, {}, {}, {lo}, {hi});",
+                "    conv_pointwise({}, {}, {}, {}, {}, {}, {}, {}, {lo}, {hi});",
                 arena(&i),
                 si.h * si.w,
                 si.c,
                 arena(&o),
                 so.c,
                 symbol(*weights),
-                symbol(*bias)
+                symbol(*bias),
+                u8::from(*residual)
             )
         }
         Kernel::ConvDepthwise {
@@ -989,14 +999,20 @@ fn scorer_code(program: &Program, symbol: &dyn Fn(ConstId) -> String) -> String 
             ));
             lines.push(format!("    for (cell = 0; cell < {cells}; ++cell) {{"));
             lines.push(format!(
-                "        result->cells[cell] = patchcore_cell({} + cell * {}, {}, {}, {}, {}, {}, {});",
+                "        result->cells[cell] = patchcore_cell({} + cell * {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}[0], {});",
                 arena(&pc.pooled),
                 pc.dim,
                 pc.dim,
                 symbol(pc.bank),
-                symbol(pc.bank_norms),
                 pc.memory_len,
                 pc.neighbors,
+                symbol(pc.mean),
+                symbol(pc.basis),
+                symbol(pc.basis_mean),
+                pc.rank,
+                symbol(pc.bank_projected),
+                symbol(pc.bank_residuals),
+                symbol(pc.bank_radius),
                 arena(&pc.scratch)
             ));
             lines.push("    }".into());

@@ -319,6 +319,7 @@ impl Emitter<'_> {
                 weights,
                 bias,
                 activation,
+                residual,
             } => self.conv(
                 step,
                 single()?,
@@ -328,6 +329,7 @@ impl Emitter<'_> {
                 *weights,
                 *bias,
                 *activation,
+                Some(*residual),
             ),
             Kernel::ConvDepthwise {
                 window,
@@ -345,6 +347,7 @@ impl Emitter<'_> {
                     *weights,
                     *bias,
                     *activation,
+                    None,
                 )
             }
             Kernel::ConvGeneral {
@@ -362,6 +365,7 @@ impl Emitter<'_> {
                 *weights,
                 *bias,
                 *activation,
+                None,
             ),
             Kernel::AvgPool {
                 window,
@@ -476,6 +480,7 @@ impl Emitter<'_> {
         weights: ConstId,
         bias: ConstId,
         activation: Option<Bounds>,
+        residual: Option<bool>,
     ) -> TokenStream {
         let conv = self.uses("Conv2d");
         let split = self.split(&[format_ident!("input")], &[from], &step.output);
@@ -492,6 +497,8 @@ impl Emitter<'_> {
         };
         let clamp = self.clamp(activation);
         let groups = usize_lit(groups);
+        // Only the 1x1 kernel takes the fused skip-connection flag.
+        let residual = residual.map(|r| quote! { , #r });
         let function = format_ident!("{}", function);
         let (weights, bias) = (
             weight_path(self.program, weights),
@@ -510,7 +517,7 @@ impl Emitter<'_> {
                 input,
                 &#weights,
                 &#bias,
-                output,
+                output #residual
             )?;
         }
     }
@@ -609,24 +616,42 @@ impl Emitter<'_> {
                 kernels::avg_pool(&#params, features, pooled)?;
             });
         }
-        body.extend(self.comment("Nearest memory-bank entries of every cell."));
+        body.extend(self.comment(&format!(
+            "Nearest memory-bank entries of every cell: an exact search that compares only the \
+             entries a bound on {} principal axes cannot rule out.",
+            p.rank
+        )));
         let patchcore = self.uses("PatchCore");
-        let neighbor = self.uses("Neighbor");
-        let pooled = region(&p.pooled);
-        let (dims, neighbors) = (usize_lit(p.dim), usize_lit(p.neighbors));
-        let (bank, norms) = (
-            weight_path(self.program, p.bank),
-            weight_path(self.program, p.bank_norms),
+        let dims = usize_lit(p.dim);
+        let [bank, mean, basis, basis_mean, projected, residuals] = [
+            p.bank,
+            p.mean,
+            p.basis,
+            p.basis_mean,
+            p.bank_projected,
+            p.bank_residuals,
+        ]
+        .map(|id| weight_path(self.program, id));
+        let radius = weight_path(self.program, p.bank_radius);
+        let split = self.split_named(
+            &[format_ident!("pooled")],
+            &[p.pooled],
+            &p.scratch,
+            &format_ident!("scratch"),
         );
         body.extend(quote! {
-            let pooled = kernels::region(arena, #pooled)?;
-            let mut nearest = [#neighbor::FAR; #neighbors];
+            #split
             let bank = #patchcore {
                 dims: #dims,
                 bank: &#bank,
-                bank_norms: &#norms,
+                mean: &#mean,
+                basis: &#basis,
+                basis_mean: &#basis_mean,
+                projected: &#projected,
+                residuals: &#residuals,
+                radius: #radius[0],
             };
-            kernels::patchcore_scores(&bank, pooled, &mut nearest, cells)
+            kernels::patchcore_scores(&bank, pooled, scratch, cells)
         });
         body
     }
