@@ -60,6 +60,9 @@ fn emulated_cortex_m4_firmware_agrees_with_the_reference_for_both_scorers() {
             "{scorer}: the generated README lacks the cortex-m4 footprint:\n{readme}"
         );
     }
+    for scorer in ["gmm", "patchcore"] {
+        single_precision_only(&out.path().join(format!("run-{scorer}/c")));
+    }
     assert_eq!(
         stdout
             .matches("device run vs reference on 4 images")
@@ -119,4 +122,46 @@ fn scores_off_by_a_thousandth_are_rejected(fomo_ad: &Path, root: &Path, out: &Pa
         String::from_utf8_lossy(&rejected.stdout)
     );
     assert!(String::from_utf8_lossy(&rejected.stderr).contains("disagrees with the reference"));
+}
+
+/// The generated library needs no double precision on a single-precision FPU: compiled for the
+/// Cortex-M4F it calls no soft-float double helper (`__aeabi_d*`) and no double math function.
+fn single_precision_only(generated: &Path) {
+    let object = generated.join("fomo_ad.o");
+    let status = Command::new("arm-none-eabi-gcc")
+        .args([
+            "-mcpu=cortex-m4",
+            "-mthumb",
+            "-mfloat-abi=hard",
+            "-mfpu=fpv4-sp-d16",
+            "-std=c99",
+            "-O2",
+            "-c",
+        ])
+        .arg(generated.join("fomo_ad.c"))
+        .arg("-o")
+        .arg(&object)
+        .status()
+        .expect("arm-none-eabi-gcc runs");
+    assert!(status.success());
+    let nm = Command::new("arm-none-eabi-nm")
+        .arg("-u")
+        .arg(&object)
+        .output()
+        .expect("arm-none-eabi-nm runs");
+    let undefined = String::from_utf8_lossy(&nm.stdout);
+    let symbols: Vec<&str> = undefined.split_whitespace().filter(|s| *s != "U").collect();
+    assert!(symbols.contains(&"fomo_ad_l01_weights"), "{undefined}");
+    let doubles: Vec<&&str> = symbols
+        .iter()
+        .filter(|s| {
+            s.starts_with("__aeabi_d")
+                || ["exp", "log", "sqrt", "pow", "fabs", "floor", "ceil"].contains(s)
+        })
+        .collect();
+    assert!(
+        doubles.is_empty(),
+        "{}: double precision in the generated C: {doubles:?}",
+        generated.display()
+    );
 }
