@@ -45,6 +45,11 @@ pub struct CompileArgs {
     /// (only files fomo-ad generates are replaced).
     #[arg(long, conflicts_with = "check")]
     pub force: bool,
+    /// C: also compile the library for this microcontroller with the GNU Arm toolchain
+    /// (arm-none-eabi-gcc on PATH) and add its footprint to README.md: flash for code and
+    /// constants, RAM for the arena, the stack of NAME_run. The C itself is the same.
+    #[arg(long, value_enum, value_name = "CORE")]
+    pub target: Option<codegen::cross::Target>,
 }
 
 /// The files for `program` in `lang`: the one place that dispatches on the language.
@@ -80,6 +85,9 @@ pub fn run(args: CompileArgs) -> Result<()> {
             "--standalone and --runtime-path apply to --lang rust only",
         ));
     }
+    if args.lang != Lang::C && args.target.is_some() {
+        return Err(crate::Error::usage("--target applies to --lang c only"));
+    }
     if args.lang == Lang::Rust && !codegen::rust::rustfmt_available() {
         eprintln!("warning: rustfmt was not found: the generated src/lib.rs is formatted by prettyplease alone and may not pass `cargo fmt --check`");
     }
@@ -90,7 +98,16 @@ pub fn run(args: CompileArgs) -> Result<()> {
         &loaded.backbone,
         Vec::new(),
     )?;
-    let files = emit(&program, args.lang, args.name.as_deref(), runtime)?;
+    let mut files = emit(&program, args.lang, args.name.as_deref(), runtime)?;
+    let footprint = match args.target {
+        Some(target) => {
+            let name = args.name.as_deref().unwrap_or(codegen::c::DEFAULT_NAME);
+            let footprint = codegen::cross::measure(&files, name, target)?;
+            files = codegen::c::emit_with_footprint(&program, name, Some(&footprint))?;
+            Some(footprint)
+        }
+        None => None,
+    };
     let dir = &args.out;
     if args.check {
         let differing = output::check(dir, &files)?;
@@ -130,5 +147,20 @@ pub fn run(args: CompileArgs) -> Result<()> {
         program.grid.rows,
         program.threshold
     );
+    if let Some(f) = &footprint {
+        text += &format!(
+            "{} footprint: flash code {} bytes, flash constants {} bytes, RAM arena {} bytes, stack {} bytes{}\n",
+            f.target.name(),
+            f.code_bytes,
+            f.constant_bytes,
+            f.arena_bytes,
+            f.stack_bytes,
+            if f.external_calls.is_empty() {
+                String::new()
+            } else {
+                format!(" (plus the C library's {})", f.external_calls.join(", "))
+            }
+        );
+    }
     super::print(&text)
 }

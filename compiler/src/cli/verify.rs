@@ -1,11 +1,13 @@
 //! `fomo-ad verify`: build generated code, run it on images and compare its cell scores with the
-//! reference executor. Exit 0 only when every image agrees within the tolerance.
+//! reference executor. Exit 0 only when every image agrees within the tolerance. For code that
+//! runs elsewhere (a board, an emulator), `--export-inputs` writes the picked images as raw bytes
+//! and `--device-scores` compares the scores that run printed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::model_args::ModelArgs;
 use crate::codegen::harness;
-use crate::data::open_dataset;
+use crate::data::{open_dataset, Sample};
 use crate::error::{Error, Result};
 use crate::pipeline::image_score;
 
@@ -19,11 +21,12 @@ pub enum VerifyLang {
 pub struct VerifyArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    #[arg(long, value_enum)]
-    pub lang: VerifyLang,
+    /// Language of the generated code to build and run on this machine.
+    #[arg(long, value_enum, required_unless_present_any = ["export_inputs", "device_scores"])]
+    pub lang: Option<VerifyLang>,
     /// Directory `fomo-ad compile` wrote.
-    #[arg(long, value_name = "DIR")]
-    pub generated: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present_any = ["export_inputs", "device_scores"])]
+    pub generated: Option<PathBuf>,
     /// C symbol prefix or Rust package name given to `compile --name` (default: compile's).
     #[arg(long)]
     pub name: Option<String>,
@@ -36,6 +39,14 @@ pub struct VerifyArgs {
     /// Largest accepted error relative to the largest |reference score| of an image.
     #[arg(long, default_value_t = 1e-4)]
     pub tolerance: f32,
+    /// Write the picked images to DIR as raw interleaved bytes at the model's input size
+    /// (image0.u8, image1.u8, ...; what `NAME_run` takes) and exit, for a run elsewhere.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["lang", "generated", "device_scores"])]
+    pub export_inputs: Option<PathBuf>,
+    /// Compare the scores a run elsewhere printed for the exported images instead of building the
+    /// code: FILE holds one line `cells: v0 v1 ...` per image, in order (other lines are ignored).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["lang", "generated"])]
+    pub device_scores: Option<PathBuf>,
 }
 
 pub fn run(args: VerifyArgs) -> Result<()> {
@@ -61,20 +72,37 @@ pub fn run(args: VerifyArgs) -> Result<()> {
         pixels.push(p);
         reference.push(cells);
     }
+    if let Some(dir) = &args.export_inputs {
+        return export_inputs(dir, &picked, &pixels);
+    }
     let work = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
-    let generated = match args.lang {
-        VerifyLang::C => harness::run_c(
-            &args.generated,
-            args.name.as_deref().unwrap_or("fomo_ad"),
-            &pixels,
-            work.path(),
-        )?,
-        VerifyLang::Rust => harness::run_rust(
-            &args.generated,
-            args.name.as_deref().unwrap_or("fomo-ad-model"),
-            &pixels,
-            work.path(),
-        )?,
+    let (generated, what, source) = match (&args.device_scores, args.lang, &args.generated) {
+        (Some(log), _, _) => {
+            let text = std::fs::read_to_string(log).map_err(|e| Error::io(log, e))?;
+            let rows = harness::parse_device_scores(&text, log, pixels.len())?;
+            (rows, "device run", log)
+        }
+        (None, Some(VerifyLang::C), Some(dir)) => {
+            let name = args.name.as_deref().unwrap_or("fomo_ad");
+            (
+                harness::run_c(dir, name, &pixels, work.path())?,
+                "generated C",
+                dir,
+            )
+        }
+        (None, Some(VerifyLang::Rust), Some(dir)) => {
+            let name = args.name.as_deref().unwrap_or("fomo-ad-model");
+            (
+                harness::run_rust(dir, name, &pixels, work.path())?,
+                "generated Rust",
+                dir,
+            )
+        }
+        _ => {
+            return Err(Error::usage(
+                "verify needs --lang and --generated, --device-scores or --export-inputs",
+            ))
+        }
     };
     let threshold = loaded.model.meta.threshold;
     let mut worst = 0.0f32;
@@ -82,7 +110,7 @@ pub fn run(args: VerifyArgs) -> Result<()> {
     for (r, g) in reference.iter().zip(&generated) {
         if g.len() != r.len() {
             return Err(Error::input(
-                &args.generated,
+                source,
                 format!("printed {} cells, the model has {}", g.len(), r.len()),
             ));
         }
@@ -90,21 +118,29 @@ pub fn run(args: VerifyArgs) -> Result<()> {
         verdicts_agree +=
             usize::from((image_score(r) >= threshold) == (image_score(g) >= threshold));
     }
-    let lang = match args.lang {
-        VerifyLang::C => "C",
-        VerifyLang::Rust => "Rust",
-    };
     super::print(&format!(
-        "generated {lang} vs reference on {} images: max relative error {worst:.2e} (tolerance {:.0e}), verdicts agree on {verdicts_agree}/{}\n",
+        "{what} vs reference on {} images: max relative error {worst:.2e} (tolerance {:.0e}), verdicts agree on {verdicts_agree}/{}\n",
         picked.len(),
         args.tolerance,
         picked.len()
     ))?;
     if worst > args.tolerance || verdicts_agree != picked.len() {
         return Err(Error::input(
-            &args.generated,
+            source,
             format!("disagrees with the reference: max relative error {worst:.2e}"),
         ));
     }
     Ok(())
+}
+
+/// Writes each picked image's pixels as `DIR/imageN.u8` and lists where each came from.
+fn export_inputs(dir: &Path, picked: &[&Sample], pixels: &[Vec<u8>]) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut text = String::new();
+    for (i, (sample, bytes)) in picked.iter().zip(pixels).enumerate() {
+        let path = dir.join(format!("image{i}.u8"));
+        std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))?;
+        text += &format!("{}: {}\n", path.display(), sample.path.display());
+    }
+    super::print(&text)
 }

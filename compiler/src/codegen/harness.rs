@@ -17,6 +17,7 @@ pub const C_FLAGS: &[&str] = &[
     "-Wpedantic",
     "-Wshadow",
     "-Wconversion",
+    "-Wdouble-promotion",
     "-Werror",
 ];
 
@@ -145,26 +146,48 @@ fn run_driver(exe: &Path, images: &[Vec<u8>], work: &Path) -> Result<Vec<Vec<f32
             ),
         ));
     }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let rows: Vec<Vec<f32>> = stdout
-        .lines()
+    parse_score_lines(
+        String::from_utf8_lossy(&output.stdout).lines(),
+        exe,
+        images.len(),
+    )
+}
+
+/// The prefix of the lines holding cell scores in the log of a run elsewhere (a board, an
+/// emulator): `cells: v0 v1 ...`, one line per image; every other line is ignored.
+pub const DEVICE_SCORES_PREFIX: &str = "cells:";
+
+/// The cell scores in a device log (see [`DEVICE_SCORES_PREFIX`]), one row per image, checked to
+/// be `images` rows; `source` names the log in errors.
+pub fn parse_device_scores(log: &str, source: &Path, images: usize) -> Result<Vec<Vec<f32>>> {
+    parse_score_lines(
+        log.lines()
+            .filter_map(|line| line.trim_start().strip_prefix(DEVICE_SCORES_PREFIX)),
+        source,
+        images,
+    )
+}
+
+/// Whitespace-separated scores, one line per image, exactly `images` lines.
+fn parse_score_lines<'a>(
+    lines: impl Iterator<Item = &'a str>,
+    source: &Path,
+    images: usize,
+) -> Result<Vec<Vec<f32>>> {
+    let rows: Vec<Vec<f32>> = lines
         .map(|line| {
             line.split_whitespace()
                 .map(|v| {
                     v.parse::<f32>()
-                        .map_err(|_| Error::input(exe, format!("unparsable score `{v}`")))
+                        .map_err(|_| Error::input(source, format!("unparsable score `{v}`")))
                 })
                 .collect()
         })
         .collect::<Result<_>>()?;
-    if rows.len() != images.len() {
+    if rows.len() != images {
         return Err(Error::input(
-            exe,
-            format!(
-                "printed {} score lines for {} images",
-                rows.len(),
-                images.len()
-            ),
+            source,
+            format!("printed {} score lines for {images} images", rows.len()),
         ));
     }
     Ok(rows)
@@ -179,4 +202,24 @@ pub fn max_relative_error(reference: &[f32], generated: &[f32]) -> f32 {
         .iter()
         .zip(generated)
         .fold(0.0f32, |m, (r, g)| m.max((r - g).abs() / scale))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_logs_yield_only_their_cells_lines() {
+        let log =
+            "boot\nimage 0: score 2.5\n  1.000  2.500*\ncells: 1 2.5\nnoise\ncells: 0.25 -3e-2\n";
+        let rows = parse_device_scores(log, Path::new("log"), 2).expect("two cells lines");
+        assert_eq!(rows, vec![vec![1.0, 2.5], vec![0.25, -0.03]]);
+        let short = parse_device_scores(log, Path::new("log"), 3).unwrap_err();
+        assert!(
+            short.to_string().contains("2 score lines for 3 images"),
+            "{short}"
+        );
+        let bad = parse_device_scores("cells: 1 x\n", Path::new("log"), 1).unwrap_err();
+        assert!(bad.to_string().contains("`x`"), "{bad}");
+    }
 }

@@ -2,6 +2,7 @@
 //! (every number decided), then one emitter per language prints it. Emitters never compute.
 
 pub mod c;
+pub mod cross;
 pub mod harness;
 pub mod output;
 pub mod program;

@@ -356,11 +356,57 @@ struct Readme<'a> {
     backbone_macs: u64,
     scorer_macs: u64,
     rows: Vec<RowView>,
+    target: Option<TargetView>,
+}
+
+/// The footprint measured on a microcontroller (`fomo-ad compile --target`), for README.md.
+struct TargetView {
+    name: &'static str,
+    compiler: String,
+    flags: String,
+    code_bytes: u64,
+    constant_bytes: u64,
+    arena_bytes: u64,
+    stack_bytes: u64,
+    external_note: String,
+}
+
+impl TargetView {
+    fn of(f: &super::cross::Footprint, name: &str) -> TargetView {
+        let external_note = if f.external_calls.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "\n`{name}_run` also calls {} from the C library: their code and stack are not counted.\n",
+                f.external_calls.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+            )
+        };
+        TargetView {
+            name: f.target.name(),
+            compiler: super::sanitize_comment(&f.compiler),
+            flags: f.flags.join(" "),
+            code_bytes: f.code_bytes,
+            constant_bytes: f.constant_bytes,
+            arena_bytes: f.arena_bytes,
+            stack_bytes: f.stack_bytes,
+            external_note,
+        }
+    }
 }
 
 /// Prints `program` as a C library named `name` (validated here). Files come back in a fixed
 /// order; the same program and name always give the same bytes.
 pub fn emit(program: &Program, name: &str) -> Result<Vec<GeneratedFile>> {
+    emit_with_footprint(program, name, None)
+}
+
+/// [`emit`], with README.md also giving `footprint` (measured by [`super::cross::measure`] on
+/// what [`emit`] printed: the other files are the same).
+pub fn emit_with_footprint(
+    program: &Program,
+    name: &str,
+    footprint: Option<&super::cross::Footprint>,
+) -> Result<Vec<GeneratedFile>> {
     validate_name(name)?;
     let upper = name.to_ascii_uppercase();
     let lines = header_lines(program, &[("lang", "c".into()), ("name", name.into())]);
@@ -514,21 +560,17 @@ pub fn emit(program: &Program, name: &str) -> Result<Vec<GeneratedFile>> {
         )?,
     );
     let md_header = format!("<!--\n{}\n-->", lines.join("\n"));
-    add(
-        "README.md".into(),
-        render(
-            readme(
-                program,
-                name,
-                &upper,
-                &md_header,
-                &scorer_summary,
-                &threshold,
-                &pixel_format,
-            )
-            .render(),
-        )?,
+    let mut readme = readme(
+        program,
+        name,
+        &upper,
+        &md_header,
+        &scorer_summary,
+        &threshold,
+        &pixel_format,
     );
+    readme.target = footprint.map(|f| TargetView::of(f, name));
+    add("README.md".into(), render(readme.render())?);
     Ok(files)
 }
 
@@ -619,6 +661,7 @@ fn readme<'a>(
         backbone_macs: program.backbone_macs(),
         scorer_macs: scorer_macs(program),
         rows,
+        target: None,
     }
 }
 
