@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 pub struct Machine {
     /// `model name` of /proc/cpuinfo.
     pub cpu: Option<String>,
+    /// Logical CPUs of the machine (not only those this process may use).
     pub logical_cpus: usize,
     /// CPUs this process may run on (`taskset -c 1 fomo-ad bench` pins it to one).
     pub cpus_allowed: Option<String>,
@@ -27,7 +28,14 @@ impl Machine {
         let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
         Machine {
             cpu: field(&cpuinfo, "model name"),
-            logical_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            logical_cpus: match cpuinfo
+                .lines()
+                .filter(|l| l.starts_with("processor"))
+                .count()
+            {
+                0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                n => n,
+            },
             cpus_allowed: field(&status, "Cpus_allowed_list"),
             load_average_start: load_average(),
             load_average_end: None,

@@ -77,6 +77,8 @@ pub struct Options {
     pub runtime: codegen::rust::Runtime,
     /// Scratch directory (generated code, drivers, builds).
     pub work: PathBuf,
+    /// Where the timed frame comes from, for the report.
+    pub frame_source: String,
 }
 
 /// A trained model to bench, with everything that runs it.
@@ -227,7 +229,7 @@ pub fn run(subjects: &[Subject], options: &Options) -> Result<Report> {
         frames: options.frames,
         warmup: options.warmup,
         reference_frames: options.reference_frames,
-        frame: "one image, run again every frame".into(),
+        frame: format!("{}, run again every frame", options.frame_source),
         c_o2: c_flags(C_O2, options).join(" "),
         c_native: c_flags(C_NATIVE, options).join(" "),
         rust_release: "cargo build --release".into(),

@@ -163,6 +163,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
         python: args.python.clone(),
         runtime: runtime(args.runtime_path.as_deref())?,
         work: work.clone(),
+        frame_source: match &data {
+            Some(dir) => format!("the first test (else training) image of {}", dir.display()),
+            None => format!("seeded random pixels (seed {})", args.seed),
+        },
     };
     let report = bench::run(&subjects, &options)?;
     let json = serde_json::to_string_pretty(&report).expect("the report serialises to JSON");
