@@ -138,8 +138,8 @@ fn bench_trains_both_scorers_and_times_c_reference_and_tract() {
         assert!(model["ratios"]["rust_native_total_over_c_native_total"].is_null());
     }
     // The work folder keeps what was timed: the generated C and its drivers.
-    assert!(work.join("patchcore/c/fomo_ad.c").is_file());
-    assert!(work.join("gmm/c/driver-c-O3-native").is_file());
+    assert!(work.join("models/patchcore/c/fomo_ad.c").is_file());
+    assert!(work.join("models/gmm/c/driver-c-O3-native").is_file());
 }
 
 fn train_tiny(dir: &Path) -> std::path::PathBuf {

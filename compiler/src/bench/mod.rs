@@ -298,7 +298,7 @@ fn bench_model(
         peak,
         reference_cells: &reference_cells,
     };
-    let work = options.work.join(name);
+    let work = options.work.join("models").join(name);
     create_dir(&work)?;
     let frame_path = work.join("frame.u8");
     std::fs::write(&frame_path, subject.frame).map_err(|e| Error::io(&frame_path, e))?;
@@ -571,7 +571,11 @@ fn backbone_rows(subject: &Subject, options: &Options, context: &RowContext) -> 
              graph optimisations (backbone only)",
             options.python
         );
-        let dir = options.work.join(format!("onnxruntime-{}", subject.name));
+        let dir = options
+            .work
+            .join("models")
+            .join(&subject.name)
+            .join("onnxruntime");
         create_dir(&dir)?;
         let measured = if meta.backbone.cut.is_some() {
             Err(
