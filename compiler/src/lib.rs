@@ -6,6 +6,7 @@
 
 pub mod artifact;
 pub mod backbones;
+pub mod bench;
 pub mod cli;
 pub mod codegen;
 pub mod data;

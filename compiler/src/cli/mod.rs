@@ -1,5 +1,6 @@
 //! The command line: one file per subcommand; the only place that ties the stages together.
 
+pub mod bench;
 pub mod compile;
 pub mod inspect;
 pub mod model_args;
@@ -40,6 +41,8 @@ pub enum Command {
     Compile(compile::CompileArgs),
     /// Build generated code, run it on images and compare with the reference executor.
     Verify(verify::VerifyArgs),
+    /// Time the generated C and Rust, the reference executor, tract and onnxruntime side by side.
+    Bench(bench::BenchArgs),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -51,6 +54,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Score(args) => score::run(args),
         Command::Compile(args) => compile::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }
 

@@ -2,7 +2,10 @@
 
 mod onnx;
 
-pub use onnx::{load_backbone, load_backbone_bytes, run_with_tract, Backbone, BackboneOptions};
+pub use onnx::{
+    load_backbone, load_backbone_bytes, run_with_tract, Backbone, BackboneOptions, TractInput,
+    TractRunner,
+};
 
 /// ONNX op types a backbone may contain (on the path to its feature output). Everything else is
 /// rejected before tract sees the graph, with the node and op named.

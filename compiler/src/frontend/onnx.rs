@@ -223,31 +223,89 @@ pub fn run_with_tract(
     options: &BackboneOptions,
     input: &crate::ir::Tensor,
 ) -> Result<crate::ir::Tensor> {
-    let fail = |e: TractError| Error::input(path, format!("tract: {}", root_cause(&e)));
-    let (backbone, typed) = load_with_model(path, bytes, options)?;
-    let plan = typed
-        .into_optimized()
-        .and_then(|m| m.into_runnable())
-        .map_err(fail)?;
-    let crate::ir::Shape { c, h, w } = input.shape;
-    let source = match backbone.graph.input_layout {
-        InputLayout::Nchw => Tensor::from_shape(&[1, c, h, w], &input.data),
-        InputLayout::Nhwc => Tensor::from_shape(&[1, h, w, c], &input.to_hwc()),
+    let mut runner = TractRunner::new(path, bytes, options)?;
+    let input = runner.prepare(input)?;
+    runner.run(&input)?;
+    runner.output()
+}
+
+/// tract's optimised plan of a backbone and a session of it, to run frame after frame as an
+/// application embedding tract would (the tract row of `fomo-ad bench`). Single-threaded: this
+/// build of tract-linalg has no `multithread-mm` feature.
+pub struct TractRunner {
+    path: PathBuf,
+    state: TypedSimpleState,
+    input_layout: InputLayout,
+    output_layout: InputLayout,
+    output_shape: Shape,
+    outputs: TVec<TValue>,
+}
+
+/// A frame converted to tract's input (done before timing).
+pub struct TractInput(TValue);
+
+impl TractRunner {
+    pub fn new(path: &Path, bytes: &[u8], options: &BackboneOptions) -> Result<TractRunner> {
+        let fail = |e: TractError| Error::input(path, format!("tract: {}", root_cause(&e)));
+        let (backbone, typed) = load_with_model(path, bytes, options)?;
+        let plan = typed
+            .into_optimized()
+            .and_then(|m| m.into_runnable())
+            .map_err(fail)?;
+        Ok(TractRunner {
+            path: path.to_path_buf(),
+            state: plan.spawn().map_err(fail)?,
+            input_layout: backbone.graph.input_layout,
+            output_layout: backbone.graph.output_layout,
+            output_shape: backbone.graph.output_shape(),
+            outputs: tvec!(),
+        })
     }
-    .map_err(fail)?;
-    let outputs = plan.run(tvec!(source.into())).map_err(fail)?;
-    let output = outputs[0].cast_to::<f32>().map_err(fail)?.into_owned();
-    let values: Vec<f32> = output
-        .to_plain_array_view::<f32>()
-        .map_err(fail)?
-        .iter()
-        .copied()
-        .collect();
-    let shape = backbone.graph.output_shape();
-    Ok(match backbone.graph.output_layout {
-        InputLayout::Nchw => crate::ir::Tensor::from_vec(shape, values),
-        InputLayout::Nhwc => crate::ir::Tensor::from_hwc(shape, &values),
-    })
+
+    /// A CHW input in the layout the ONNX graph declares.
+    pub fn prepare(&self, input: &crate::ir::Tensor) -> Result<TractInput> {
+        let Shape { c, h, w } = input.shape;
+        let tensor = match self.input_layout {
+            InputLayout::Nchw => Tensor::from_shape(&[1, c, h, w], &input.data),
+            InputLayout::Nhwc => Tensor::from_shape(&[1, h, w, c], &input.to_hwc()),
+        }
+        .map_err(|e| self.fail(e))?;
+        Ok(TractInput(tensor.into()))
+    }
+
+    /// One inference; the output stays in the runner until the next (see [`TractRunner::output`]).
+    pub fn run(&mut self, input: &TractInput) -> Result<()> {
+        self.outputs = tvec!();
+        self.outputs = self
+            .state
+            .run(tvec!(input.0.clone()))
+            .map_err(|e| self.fail(e))?;
+        Ok(())
+    }
+
+    /// The feature map of the last [`TractRunner::run`], as a CHW tensor.
+    pub fn output(&self) -> Result<crate::ir::Tensor> {
+        let first = self
+            .outputs
+            .first()
+            .ok_or_else(|| Error::input(&self.path, "tract: no output (not run yet)"))?;
+        let output = first.cast_to::<f32>().map_err(|e| self.fail(e))?;
+        let values: Vec<f32> = output
+            .to_plain_array_view::<f32>()
+            .map_err(|e| self.fail(e))?
+            .iter()
+            .copied()
+            .collect();
+        let shape = self.output_shape;
+        Ok(match self.output_layout {
+            InputLayout::Nchw => crate::ir::Tensor::from_vec(shape, values),
+            InputLayout::Nhwc => crate::ir::Tensor::from_hwc(shape, &values),
+        })
+    }
+
+    fn fail(&self, e: TractError) -> Error {
+        Error::input(&self.path, format!("tract: {}", root_cause(&e)))
+    }
 }
 
 /// tract errors are chains; the innermost cause is the one a user can act on.

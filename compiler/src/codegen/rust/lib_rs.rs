@@ -165,6 +165,24 @@ pub(super) fn lib_rs(program: &Program, options: &RustOptions, header: &Header) 
             Ok(())
         }
 
+        /// Benchmark hook (`fomo-ad bench` times the backbone and the scorer apart): the first
+        /// stage of [`run`], the pixels scaled into the arena and the backbone. Not a stable
+        /// API: call [`run`].
+        #[doc(hidden)]
+        pub fn bench_backbone(pixels: &[u8], arena: &mut Arena) -> Result<(), Error> {
+            kernels::check_len("pixels", pixels.len(), INPUT_LEN)?;
+            let input = kernels::region_mut(&mut arena.values, INPUT)?;
+            kernels::scale_pixels(pixels, &#scale, &#offset, input)?;
+            backbone(&mut arena.values)
+        }
+
+        /// Benchmark hook: the second stage of [`run`], the cell scores of the feature map
+        /// [`bench_backbone`] left in the arena (without the summary). Not a stable API.
+        #[doc(hidden)]
+        pub fn bench_scorer(arena: &mut Arena, out: &mut Scores) -> Result<(), Error> {
+            score(&mut arena.values, &mut out.cells)
+        }
+
         #backbone
 
         #scorer
