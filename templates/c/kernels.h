@@ -370,7 +370,10 @@ static float squared_distance(const float *restrict a, const float *restrict b, 
     return total;
 }
 
-/* sum_i a[i] * b[i], in sixteen partial sums like squared_distance. */
+{% endif %}
+{%- if k.dot %}
+/* sum_i a[i] * b[i] in sixteen interleaved partial sums, so the loop vectorises without
+ * reassociating floats. */
 static float dot(const float *restrict a, const float *restrict b, size_t n)
 {
     float part[16] = {0.0f};
@@ -391,6 +394,8 @@ static float dot(const float *restrict a, const float *restrict b, size_t n)
     return total;
 }
 
+{% endif %}
+{%- if k.patchcore %}
 /* Index of the smallest of x[0..n), tracked in sixteen lanes so the scan vectorises. */
 static size_t argmin(const float *restrict x, size_t n)
 {
@@ -525,15 +530,10 @@ static float patchcore_cell(const float *restrict v, size_t dim, const float *re
 static void project_cells(const float *restrict in, size_t cells, size_t channels,
                           const float *restrict projection, size_t dim, float *restrict out)
 {
-    size_t p, j, c;
+    size_t p, j;
     for (p = 0; p < cells; ++p) {
         for (j = 0; j < dim; ++j) {
-            const float *row = projection + j * channels;
-            float sum = 0.0f;
-            for (c = 0; c < channels; ++c) {
-                sum += row[c] * in[p * channels + c];
-            }
-            out[p * dim + j] = sum;
+            out[p * dim + j] = dot(projection + j * channels, in + p * channels, channels);
         }
     }
 }
@@ -570,10 +570,7 @@ static float gmm_full_log_likelihood(const float *restrict x, size_t dim, size_t
             diff[i] = x[i] - mean[i];
         }
         for (j = 0; j < dim; ++j) {
-            float y = 0.0f;
-            for (i = 0; i <= j; ++i) {
-                y += diff[i] * row[i];
-            }
+            const float y = dot(diff, row, j + 1);
             row += j + 1;
             q += y * y;
         }

@@ -82,6 +82,8 @@ fn start_at_bias(out: &mut [f32], bias: &[f32]) {
 
 /// Any convolution (groups, strides, dilation, padding), weights
 /// `[groups][kh][kw][in / groups][out / groups]`. `bias` may be empty for none.
+// Inlined into the generated code, whose constant shapes then specialise the loops.
+#[inline]
 pub fn conv2d(
     p: &Conv2d,
     input: &[f32],
@@ -147,6 +149,8 @@ pub const fn pointwise_weights_len(in_c: usize, out_c: usize) -> usize {
 /// `weights[o / 16][i][o % 16]` and `bias` has `ceil(out / 16) * 16` values, both zero-padded
 /// to whole blocks, so every block computes 16 outputs for 4 pixels with its accumulators in
 /// registers.
+// Inlined into the generated code, whose constant shapes then specialise the loops.
+#[inline]
 pub fn conv2d_pointwise(
     p: &Conv2d,
     input: &[f32],
@@ -218,6 +222,8 @@ pub fn conv2d_pointwise(
 }
 
 /// A depthwise convolution (`groups == in == out`); weights are `[kh][kw][channels]`.
+// Inlined into the generated code, whose constant shapes then specialise the loops.
+#[inline]
 pub fn conv2d_depthwise(
     p: &Conv2d,
     input: &[f32],

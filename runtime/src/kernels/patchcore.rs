@@ -52,6 +52,35 @@ fn keep_smallest(best: &mut [f32], d: f32) {
     best[j] = d;
 }
 
+/// Index of the smallest of `x` (0 when empty), tracked in sixteen lanes so the scan vectorises.
+fn argmin(x: &[f32]) -> usize {
+    let mut least = [f32::INFINITY; 16];
+    let mut at = [0usize; 16];
+    let blocks = x.chunks_exact(16);
+    let rest = blocks.remainder();
+    for (b, block) in blocks.enumerate() {
+        for (l, &v) in block.iter().enumerate() {
+            let closer = v < least[l];
+            least[l] = if closer { v } else { least[l] };
+            at[l] = if closer { b * 16 + l } else { at[l] };
+        }
+    }
+    let mut best = at[0];
+    let mut smallest = least[0];
+    for (&v, &i) in least.iter().zip(&at) {
+        if v < smallest {
+            (best, smallest) = (i, v);
+        }
+    }
+    let tail = x.len() - rest.len();
+    for (i, &v) in rest.iter().enumerate() {
+        if v < smallest {
+            (best, smallest) = (tail + i, v);
+        }
+    }
+    best
+}
+
 /// `(sqrt(d) + slack)^2`: the largest bound an entry can have and still be among the nearest.
 fn bound_limit(d: f32, slack: f32) -> f32 {
     let r = sqrt(d) + slack;
@@ -139,12 +168,7 @@ pub fn patchcore_scores(
         best.fill(f32::INFINITY);
         let entry = |m: usize| &p.bank[m * dims..][..dims];
         for _ in 0..k {
-            let mut seed = 0;
-            for (m, &b) in bound.iter().enumerate() {
-                if b < bound[seed] {
-                    seed = m;
-                }
-            }
+            let seed = argmin(bound);
             bound[seed] = f32::INFINITY;
             keep_smallest(best, squared_distance(cell, entry(seed)));
         }

@@ -181,6 +181,8 @@ struct KernelSet {
     pad: bool,
     copy_channels: bool,
     patchcore: bool,
+    /// Dot products in partial sums (PatchCore, projections, full covariances).
+    dot: bool,
     project: bool,
     gmm: bool,
     gmm_full: bool,
@@ -218,6 +220,7 @@ impl KernelSet {
             }
         }
         k.window = k.conv_depthwise || k.conv_general || k.avg_pool || k.max_pool;
+        k.dot = k.patchcore || k.project || k.gmm_full;
         k.clamp_value = k.conv_pointwise || k.conv_depthwise || k.conv_general || k.add || k.clamp;
         k
     }
