@@ -424,18 +424,19 @@ static size_t argmin(const float *restrict x, size_t n)
     return best;
 }
 
-/* Inserts d into best[0..k), ascending, dropping the largest. */
-static void keep_smallest(float *best, size_t k, float d)
+/* Inserts d into best[0..k), ascending, dropping the largest; returns where (k if nowhere). */
+static size_t keep_smallest(float *best, size_t k, float d)
 {
     size_t j = k - 1;
     if (!(d < best[j])) {
-        return;
+        return k;
     }
     while (j > 0 && best[j - 1] > d) {
         best[j] = best[j - 1];
         --j;
     }
     best[j] = d;
+    return j;
 }
 
 /* (sqrt(d) + slack)^2: the largest bound a row can have and still be among the nearest. */
@@ -451,14 +452,15 @@ static float bound_limit(float d, float slack)
 /* PatchCore score of one cell vector v: the mean L2 distance to its `neighbors` nearest memory
  * bank rows, by an exact search that skips rows a lower bound proves too far. With c = v - mean,
  * q = basis c and r the norm of c off the basis, row m is at least
- * sqrt(||q - projected[., m]||^2 + (r - residuals[m])^2) away. Rows are checked exactly, nearest
- * bound first for the seeds, then every row whose bound is within reach of the k-th best.
- * scratch: memory_len + neighbors floats. */
+ * sqrt(||q - projected[., m]||^2 + (r - residuals[m])^2) away. Rows are checked exactly: first
+ * the seeds (the previous cell's nearest row, *hint, when there is one: neighbouring cells look
+ * alike; then the rows of smallest bound), then every row whose bound is within reach of the
+ * k-th best. *hint becomes this cell's nearest row. scratch: memory_len + neighbors floats. */
 static float patchcore_cell(const float *restrict v, size_t dim, const float *restrict bank,
                             size_t memory_len, size_t neighbors, const float *restrict mean,
                             const float *restrict basis, const float *restrict basis_mean, size_t rank,
                             const float *restrict projected, const float *restrict residuals,
-                            float radius, float *restrict scratch)
+                            float radius, float *restrict scratch, size_t *hint)
 {
     float *restrict bound = scratch;
     float *restrict best = scratch + memory_len;
@@ -467,7 +469,8 @@ static float patchcore_cell(const float *restrict v, size_t dim, const float *re
     float inside = 0.0f;
     float r2, allowance, r_low, r_high, slack, limit;
     float total = 0.0f;
-    size_t j, m, n;
+    size_t j, m, n, block, seeds = neighbors;
+    size_t nearest = *hint;
     norm2 = squared_distance(v, mean, dim);
     for (j = 0; j < rank; ++j) {
         q[j] = dot(basis + j * dim, v, dim) - basis_mean[j];
@@ -507,18 +510,43 @@ static float patchcore_cell(const float *restrict v, size_t dim, const float *re
     for (n = 0; n < neighbors; ++n) {
         best[n] = HUGE_VALF;
     }
-    for (n = 0; n < neighbors; ++n) {
+    if (nearest < memory_len) {
+        keep_smallest(best, neighbors, squared_distance(v, bank + nearest * dim, dim));
+        bound[nearest] = HUGE_VALF;
+        --seeds;
+    }
+    for (n = 0; n < seeds; ++n) {
         const size_t seed = argmin(bound, memory_len);
         bound[seed] = HUGE_VALF;
-        keep_smallest(best, neighbors, squared_distance(v, bank + seed * dim, dim));
-    }
-    limit = bound_limit(best[neighbors - 1], slack);
-    for (m = 0; m < memory_len; ++m) {
-        if (bound[m] <= limit) {
-            keep_smallest(best, neighbors, squared_distance(v, bank + m * dim, dim));
-            limit = bound_limit(best[neighbors - 1], slack);
+        if (keep_smallest(best, neighbors, squared_distance(v, bank + seed * dim, dim)) == 0) {
+            nearest = seed;
         }
     }
+    limit = bound_limit(best[neighbors - 1], slack);
+    /* A vectorised count skips the blocks of 64 bounds where no row is within reach (most). */
+    for (block = 0; block < memory_len; block += 64) {
+        const size_t end = memory_len - block < 64 ? memory_len : block + 64;
+        int within = 0;
+        if (end - block < 64) {
+            within = 1;
+        } else {
+            for (m = block; m < end; ++m) {
+                within += bound[m] <= limit;
+            }
+        }
+        if (!within) {
+            continue;
+        }
+        for (m = block; m < end; ++m) {
+            if (bound[m] <= limit) {
+                if (keep_smallest(best, neighbors, squared_distance(v, bank + m * dim, dim)) == 0) {
+                    nearest = m;
+                }
+                limit = bound_limit(best[neighbors - 1], slack);
+            }
+        }
+    }
+    *hint = nearest;
     for (n = 0; n < neighbors; ++n) {
         total += sqrtf(best[n]);
     }

@@ -37,19 +37,18 @@ fn sqrt(x: f32) -> f32 {
     sqrt_f64(f64::from(x)) as f32
 }
 
-/// Inserts `d` into `best` (ascending), dropping the largest.
-fn keep_smallest(best: &mut [f32], d: f32) {
-    let Some(mut j) = best.len().checked_sub(1) else {
-        return;
-    };
+/// Inserts `d` into `best` (ascending), dropping the largest; returns where, if anywhere.
+fn keep_smallest(best: &mut [f32], d: f32) -> Option<usize> {
+    let mut j = best.len().checked_sub(1)?;
     if d.partial_cmp(&best[j]) != Some(core::cmp::Ordering::Less) {
-        return;
+        return None;
     }
     while j > 0 && best[j - 1] > d {
         best[j] = best[j - 1];
         j -= 1;
     }
     best[j] = d;
+    Some(j)
 }
 
 /// Index of the smallest of `x` (0 when empty), tracked in sixteen lanes so the scan vectorises.
@@ -93,8 +92,8 @@ fn bound_limit(d: f32, slack: f32) -> f32 {
 /// Per cell, with `c = cell - mean`, `q = basis x cell - basis_mean` (`= basis x c`) and `r` the
 /// norm of `c` off the axes, entry
 /// `m` is at squared distance at least `||q - projected[.][m]||^2 + gap(r, residuals[m])^2`
-/// (`gap` widens `r` by the rounding allowance `1e-5 ||c||^2` on `r^2`). The `k` entries with the
-/// smallest bounds are compared first; then every other entry whose bound is at most
+/// (`gap` widens `r` by the rounding allowance `1e-5 ||c||^2` on `r^2`). The previous cell's
+/// nearest entry and the entries with the smallest bounds (`k` seeds in all) are compared first; then every other entry whose bound is at most
 /// `(sqrt(d_k) + slack)^2`, `d_k` the k-th best squared distance so far and
 /// `slack = 1e-4 (||c|| + radius)` covering float rounding. Distances are `sum (a - b)^2`; the
 /// score is the mean of their square roots, in f64.
@@ -123,6 +122,8 @@ pub fn patchcore_scores(
         scores.len().saturating_mul(dims),
     )?;
     let (bound, best) = scratch.split_at_mut(entries);
+    // The nearest entry of the cell before (none for the first).
+    let mut nearest: Option<usize> = None;
     for (cell, score) in features.chunks_exact(dims).zip(scores.iter_mut()) {
         let mut q = [0.0f32; MAX_RANK];
         let q = &mut q[..rank];
@@ -167,16 +168,34 @@ pub fn patchcore_scores(
         }
         best.fill(f32::INFINITY);
         let entry = |m: usize| &p.bank[m * dims..][..dims];
-        for _ in 0..k {
+        let mut seeds = k;
+        if let Some(previous) = nearest {
+            // Neighbouring cells look alike: the previous cell's nearest entry is a good seed.
+            keep_smallest(best, squared_distance(cell, entry(previous)));
+            bound[previous] = f32::INFINITY;
+            seeds -= 1;
+        }
+        for _ in 0..seeds {
             let seed = argmin(bound);
             bound[seed] = f32::INFINITY;
-            keep_smallest(best, squared_distance(cell, entry(seed)));
+            if keep_smallest(best, squared_distance(cell, entry(seed))) == Some(0) {
+                nearest = Some(seed);
+            }
         }
         let mut limit = bound_limit(best[k - 1], slack);
-        for (m, &b) in bound.iter().enumerate() {
-            if b <= limit {
-                keep_smallest(best, squared_distance(cell, entry(m)));
-                limit = bound_limit(best[k - 1], slack);
+        // A vectorised count skips the blocks of 64 bounds where no entry is within reach.
+        for (block, bounds) in bound.chunks(64).enumerate() {
+            if bounds.len() == 64 && bounds.iter().filter(|&&b| b <= limit).count() == 0 {
+                continue;
+            }
+            for (i, &b) in bounds.iter().enumerate() {
+                if b <= limit {
+                    let m = block * 64 + i;
+                    if keep_smallest(best, squared_distance(cell, entry(m))) == Some(0) {
+                        nearest = Some(m);
+                    }
+                    limit = bound_limit(best[k - 1], slack);
+                }
             }
         }
         let total: f64 = best.iter().map(|&d| sqrt_f64(f64::from(d))).sum();

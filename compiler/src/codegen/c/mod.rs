@@ -1000,6 +1000,9 @@ fn scorer_code(program: &Program, symbol: &dyn Fn(ConstId) -> String) -> String 
     let f = program.features;
     let cells = program.grid.cells();
     let mut lines = vec!["    size_t cell;".to_string()];
+    if matches!(program.scorer, ScorerStage::PatchCore(_)) {
+        lines.push("    size_t nearest;".to_string());
+    }
     let pool =
         |lines: &mut Vec<String>, kernel: usize, stride: usize, pad: usize, out: &Operand| {
             let window = Window {
@@ -1043,9 +1046,13 @@ fn scorer_code(program: &Program, symbol: &dyn Fn(ConstId) -> String) -> String 
                 "    /* Mean distance to the {} nearest of {} memory bank entries, per cell. */",
                 pc.neighbors, pc.memory_len
             ));
+            lines.push(format!(
+                "    nearest = {}; /* none yet: the first cell seeds by bounds alone */",
+                pc.memory_len
+            ));
             lines.push(format!("    for (cell = 0; cell < {cells}; ++cell) {{"));
             lines.push(format!(
-                "        result->cells[cell] = patchcore_cell({} + cell * {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}[0], {});",
+                "        result->cells[cell] = patchcore_cell({} + cell * {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}[0], {}, &nearest);",
                 arena(&pc.pooled),
                 pc.dim,
                 pc.dim,
