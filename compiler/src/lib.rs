@@ -5,6 +5,7 @@
 //! executor, the oracle) and the emitters. `cli` is the only module that ties them together.
 
 pub mod artifact;
+pub mod atomic;
 pub mod backbones;
 pub mod bench;
 pub mod cli;
