@@ -40,6 +40,12 @@ struct Scored {
 }
 
 pub fn run(args: TestArgs) -> Result<()> {
+    if let Some(dir) = args.heatmaps.as_ref().filter(|d| d.exists() && !d.is_dir()) {
+        return Err(Error::input(
+            dir,
+            "--heatmaps: exists and is not a directory",
+        ));
+    }
     let loaded = args.model.load()?;
     let dataset = open_dataset(&args.data)?;
     let samples = dataset.require_test()?;
