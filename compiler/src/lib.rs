@@ -15,6 +15,8 @@ pub mod error;
 pub mod eval;
 pub mod exec;
 pub mod frontend;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod ir;
 pub mod passes;
 pub mod pipeline;
