@@ -25,16 +25,19 @@ pub const C_FLAGS: &[&str] = &[
 /// (`verify --lang c` and the C differential tests; CI does, see `.ci/run`).
 pub const SANITIZE_ENV: &str = "FOMO_AD_C_SANITIZE";
 
-/// The sanitizer flags when [`SANITIZE_ENV`] asks for them: any finding aborts the program
+/// AddressSanitizer and UndefinedBehaviorSanitizer; any finding ends the program with an error
 /// (`-fno-sanitize-recover=all`), so a test that runs it fails.
+pub const SANITIZER_FLAGS: &[&str] = &[
+    "-fsanitize=address,undefined",
+    "-fno-sanitize-recover=all",
+    "-fno-omit-frame-pointer",
+    "-g",
+];
+
+/// [`SANITIZER_FLAGS`] when [`SANITIZE_ENV`] asks for them, else none.
 pub fn sanitizer_flags() -> &'static [&'static str] {
     match std::env::var(SANITIZE_ENV) {
-        Ok(v) if !v.is_empty() && v != "0" => &[
-            "-fsanitize=address,undefined",
-            "-fno-sanitize-recover=all",
-            "-fno-omit-frame-pointer",
-            "-g",
-        ],
+        Ok(v) if !v.is_empty() && v != "0" => SANITIZER_FLAGS,
         _ => &[],
     }
 }
