@@ -152,10 +152,10 @@ struct Case {
     unprivileged: bool,
 }
 
-fn case(what: &'static str, args: &[&str], words: &[&str]) -> Case {
+fn case<A: AsRef<str>>(what: &'static str, args: &[A], words: &[&str]) -> Case {
     Case {
         what,
-        args: args.iter().map(|a| a.to_string()).collect(),
+        args: args.iter().map(|a| a.as_ref().to_string()).collect(),
         words: words.iter().map(|w| w.to_string()).collect(),
         unprivileged: false,
     }
@@ -263,6 +263,9 @@ fn bad_inputs_are_one_line_errors_with_exit_code_2_and_leave_nothing_behind() {
         m["feature_grid"] = json!([10, 10, 192]);
         m["grid"] = json!([10, 10]);
     });
+    rewrite(&pc, &p("wide_pool.safetensors"), |m, _| {
+        m["scorer_config"]["pool_size"] = json!(1001);
+    });
     rewrite(&gmm, &p("no_cells.safetensors"), |m, _| {
         m["scorer_config"]["pool_kernel"] = json!(40);
     });
@@ -333,457 +336,69 @@ fn bad_inputs_are_one_line_errors_with_exit_code_2_and_leave_nothing_behind() {
             new_model.clone(),
         ]
     };
+    #[rustfmt::skip]
     let mut cases = vec![
         // Model files, through every command that reads one.
-        case(
-            "missing model",
-            &["inspect", "--model", &model("missing.safetensors")],
-            &["missing.safetensors", "No such file"],
-        ),
-        case(
-            "empty model",
-            &["score", "--model", &model("empty.safetensors"), &image],
-            &["empty.safetensors", "not a fomo-ad model"],
-        ),
-        case(
-            "truncated model",
-            &[
-                "test",
-                "--model",
-                &model("truncated.safetensors"),
-                "--data",
-                &data_s,
-            ],
-            &["truncated.safetensors", "not a fomo-ad model"],
-        ),
-        case(
-            "random bytes",
-            &[
-                "compile",
-                "--model",
-                &model("random.safetensors"),
-                "--lang",
-                "c",
-                "--out",
-                &out_lib,
-            ],
-            &["random.safetensors", "not a fomo-ad model"],
-        ),
-        case(
-            "missing tensor",
-            &[
-                "score",
-                "--model",
-                &model("no_log_weights.safetensors"),
-                &image,
-            ],
-            &["no_log_weights.safetensors", "`log_weights` is missing"],
-        ),
-        case(
-            "wrong dtype",
-            &["inspect", "--model", &model("f64_bank.safetensors")],
-            &["f64_bank.safetensors", "`memory_bank`", "F64"],
-        ),
-        case(
-            "wrong shape",
-            &[
-                "test",
-                "--model",
-                &model("transposed_bank.safetensors"),
-                "--data",
-                &data_s,
-            ],
-            &["transposed_bank.safetensors", "`memory_bank` has shape"],
-        ),
-        case(
-            "NaN value",
-            &[
-                "compile",
-                "--model",
-                &model("nan_bank.safetensors"),
-                "--lang",
-                "rust",
-                "--out",
-                &out_lib,
-            ],
-            &["nan_bank.safetensors", "`memory_bank`", "NaN"],
-        ),
-        case(
-            "infinite value",
-            &[
-                "verify",
-                "--model",
-                &model("inf_means.safetensors"),
-                "--lang",
-                "c",
-                "--generated",
-                &s(&generated),
-                "--data",
-                &data_s,
-            ],
-            &["inf_means.safetensors", "`means`", "inf"],
-        ),
-        case(
-            "grid vs sizes",
-            &["score", "--model", &model("bad_grid.safetensors"), &image],
-            &["bad_grid.safetensors", "`grid`", "[11, 12]"],
-        ),
-        case(
-            "unknown scorer",
-            &["inspect", "--model", &model("knn.safetensors")],
-            &["knn.safetensors", "`scorer`", "knn"],
-        ),
-        case(
-            "future format version",
-            &["score", "--model", &model("future.safetensors"), &image],
-            &["future.safetensors", "format_version 2", "upgrade"],
-        ),
-        case(
-            "unknown metadata key",
-            &["inspect", "--model", &model("extra_key.safetensors")],
-            &["extra_key.safetensors", "`colour`", "unknown"],
-        ),
-        case(
-            "huge input size in metadata",
-            &["score", "--model", &model("huge_input.safetensors"), &image],
-            &["huge_input.safetensors", "`input.width`", "1048576"],
-        ),
-        case(
-            "feature grid vs backbone",
-            &[
-                "test",
-                "--model",
-                &model("other_grid.safetensors"),
-                "--data",
-                &data_s,
-            ],
-            &["other_grid.safetensors", "`feature_grid`", "12x12x192"],
-        ),
-        case(
-            "pooling larger than the grid",
-            &["inspect", "--model", &model("no_cells.safetensors")],
-            &["no_cells.safetensors", "no cells"],
-        ),
-        case(
-            "another backbone",
-            &[
-                "score",
-                "--model",
-                &pc_s,
-                "--backbone",
-                "models/mobilenetv2_0.35_cut8.onnx",
-                &image,
-            ],
-            &["pc.safetensors", "mobilenetv2_0.35_cut8.onnx", "--backbone"],
-        ),
+        case("missing model", &["inspect", "--model", &model("missing.safetensors")], &["missing.safetensors", "No such file"]),
+        case("empty model", &["score", "--model", &model("empty.safetensors"), &image], &["empty.safetensors", "not a fomo-ad model"]),
+        case("truncated model", &["test", "--model", &model("truncated.safetensors"), "--data", &data_s], &["truncated.safetensors", "not a fomo-ad model"]),
+        case("random bytes", &["compile", "--model", &model("random.safetensors"), "--lang", "c", "--out", &out_lib], &["random.safetensors", "not a fomo-ad model"]),
+        case("missing tensor", &["score", "--model", &model("no_log_weights.safetensors"), &image], &["no_log_weights.safetensors", "`log_weights` is missing"]),
+        case("wrong dtype", &["inspect", "--model", &model("f64_bank.safetensors")], &["f64_bank.safetensors", "`memory_bank`", "F64"]),
+        case("wrong shape", &["test", "--model", &model("transposed_bank.safetensors"), "--data", &data_s], &["transposed_bank.safetensors", "`memory_bank` has shape"]),
+        case("NaN value", &["compile", "--model", &model("nan_bank.safetensors"), "--lang", "rust", "--out", &out_lib], &["nan_bank.safetensors", "`memory_bank`", "NaN"]),
+        case("infinite value", &["verify", "--model", &model("inf_means.safetensors"), "--lang", "c", "--generated", &s(&generated), "--data", &data_s], &["inf_means.safetensors", "`means`", "inf"]),
+        case("grid vs sizes", &["score", "--model", &model("bad_grid.safetensors"), &image], &["bad_grid.safetensors", "`grid`", "[11, 12]"]),
+        case("unknown scorer", &["inspect", "--model", &model("knn.safetensors")], &["knn.safetensors", "`scorer`", "knn"]),
+        case("future format version", &["score", "--model", &model("future.safetensors"), &image], &["future.safetensors", "format_version 2", "upgrade"]),
+        case("unknown metadata key", &["inspect", "--model", &model("extra_key.safetensors")], &["extra_key.safetensors", "`colour`", "unknown"]),
+        case("huge input size in metadata", &["score", "--model", &model("huge_input.safetensors"), &image], &["huge_input.safetensors", "`input.width`", "1048576"]),
+        case("feature grid vs backbone", &["test", "--model", &model("other_grid.safetensors"), "--data", &data_s], &["other_grid.safetensors", "`feature_grid`", "12x12x192"]),
+        case("pooling larger than the grid", &["inspect", "--model", &model("no_cells.safetensors")], &["no_cells.safetensors", "no cells"]),
+        case("pooling too wide to be useful", &["score", "--model", &model("wide_pool.safetensors"), &image], &["wide_pool.safetensors", "`scorer_config.pool_size`", "1001"]),
+        case("another backbone", &["score", "--model", &pc_s, "--backbone", "models/mobilenetv2_0.35_cut8.onnx", &image], &["pc.safetensors", "mobilenetv2_0.35_cut8.onnx", "--backbone"]),
         // Backbones.
-        case(
-            "missing backbone",
-            &["inspect", "--backbone", "nowhere.onnx"],
-            &["nowhere.onnx", "No such file"],
-        ),
-        case(
-            "unsupported op",
-            &[
-                "train",
-                "--backbone",
-                &fixture("unsupported_op.onnx"),
-                "--data",
-                &data_s,
-                "--scorer",
-                "gmm",
-                "--out",
-                &new_model,
-            ],
-            &["unsupported_op.onnx", "weird_lrn", "LRN"],
-        ),
-        case(
-            "no static shape",
-            &["inspect", "--backbone", &fixture("symbolic_channels.onnx")],
-            &["symbolic_channels.onnx", "static"],
-        ),
-        case(
-            "second input",
-            &[
-                "train",
-                "--backbone",
-                &fixture("two_inputs.onnx"),
-                "--data",
-                &data_s,
-                "--scorer",
-                "patchcore",
-                "--out",
-                &new_model,
-            ],
-            &["two_inputs.onnx", "2 inputs"],
-        ),
-        case(
-            "not ONNX",
-            &["inspect", "--backbone", &fixture("not_onnx.onnx")],
-            &["not_onnx.onnx", "not a readable ONNX model"],
-        ),
-        case(
-            "truncated ONNX",
-            &["inspect", "--backbone", &fixture("truncated.onnx")],
-            &["truncated.onnx", "not a readable ONNX model"],
-        ),
-        case(
-            "input too large",
-            &["inspect", "--input-size", "4096x4096"],
-            &["--input-size", "at most 2048"],
-        ),
+        case("missing backbone", &["inspect", "--backbone", "nowhere.onnx"], &["nowhere.onnx", "No such file"]),
+        case("unsupported op", &["train", "--backbone", &fixture("unsupported_op.onnx"), "--data", &data_s, "--scorer", "gmm", "--out", &new_model], &["unsupported_op.onnx", "weird_lrn", "LRN"]),
+        case("no static shape", &["inspect", "--backbone", &fixture("symbolic_channels.onnx")], &["symbolic_channels.onnx", "static"]),
+        case("second input", &["train", "--backbone", &fixture("two_inputs.onnx"), "--data", &data_s, "--scorer", "patchcore", "--out", &new_model], &["two_inputs.onnx", "2 inputs"]),
+        case("not ONNX", &["inspect", "--backbone", &fixture("not_onnx.onnx")], &["not_onnx.onnx", "not a readable ONNX model"]),
+        case("truncated ONNX", &["inspect", "--backbone", &fixture("truncated.onnx")], &["truncated.onnx", "not a readable ONNX model"]),
+        case("input too large", &["inspect", "--input-size", "4096x4096"], &["--input-size", "at most 2048"]),
         // Data sets and images.
-        case(
-            "missing data folder",
-            &[
-                "train",
-                "--data",
-                &model("nowhere"),
-                "--scorer",
-                "gmm",
-                "--out",
-                &new_model,
-            ],
-            &["nowhere", "does not exist"],
-        ),
-        Case {
-            what: "empty data folder",
-            args: train("empty_data"),
-            words: vec!["empty_data".into(), "unknown data set layout".into()],
-            unprivileged: false,
-        },
-        Case {
-            what: "no training images",
-            args: train("no_train_images"),
-            words: vec![
-                "no_train_images/train/good".into(),
-                "no training images".into(),
-            ],
-            unprivileged: false,
-        },
-        case(
-            "no test labels",
-            &["test", "--model", &pc_s, "--data", &model("train_only")],
-            &["train_only", "no labelled test images"],
-        ),
-        case(
-            "unlabelled test image",
-            &["test", "--model", &pc_s, "--data", &model("loose_test")],
-            &["loose_test/test/x.png", "no label"],
-        ),
-        Case {
-            what: "unreadable image",
-            args: train("broken_link"),
-            words: vec![
-                "broken_link/train/good/zz.png".into(),
-                "No such file".into(),
-            ],
-            unprivileged: false,
-        },
-        Case {
-            what: "not an image",
-            args: train("garbage"),
-            words: vec![
-                "garbage/train/good/zz.png".into(),
-                "cannot decode image".into(),
-            ],
-            unprivileged: false,
-        },
-        Case {
-            what: "not an image file name",
-            args: train("text_file"),
-            words: vec![
-                "text_file/train/good/notes.txt".into(),
-                "not an image file".into(),
-            ],
-            unprivileged: false,
-        },
-        Case {
-            what: "mixed sizes",
-            args: train("mixed_sizes"),
-            words: vec![
-                "mixed_sizes/train/good/zz.png".into(),
-                "50x70".into(),
-                "96x96".into(),
-            ],
-            unprivileged: false,
-        },
-        Case {
-            what: "mixed channel counts",
-            args: train("mixed_channels"),
-            words: vec![
-                "mixed_channels/train/good/zz.png".into(),
-                "(gray)".into(),
-                "(RGB)".into(),
-            ],
-            unprivileged: false,
-        },
-        case(
-            "score a non-image",
-            &["score", "--model", &pc_s, &s(&file)],
-            &["a_file", "cannot decode image"],
-        ),
-        case(
-            "verify without generated code",
-            &[
-                "verify",
-                "--model",
-                &pc_s,
-                "--lang",
-                "c",
-                "--generated",
-                &model("nowhere"),
-                "--data",
-                &data_s,
-            ],
-            &["nowhere", "No such file"],
-        ),
+        case("missing data folder", &["train", "--data", &model("nowhere"), "--scorer", "gmm", "--out", &new_model], &["nowhere", "does not exist"]),
+        case("empty data folder", &train("empty_data"), &["empty_data", "unknown data set layout"]),
+        case("no training images", &train("no_train_images"), &["no_train_images/train/good", "no training images"]),
+        case("no test labels", &["test", "--model", &pc_s, "--data", &model("train_only")], &["train_only", "no labelled test images"]),
+        case("unlabelled test image", &["test", "--model", &pc_s, "--data", &model("loose_test")], &["loose_test/test/x.png", "no label"]),
+        case("unreadable image", &train("broken_link"), &["broken_link/train/good/zz.png", "No such file"]),
+        case("not an image", &train("garbage"), &["garbage/train/good/zz.png", "cannot decode image"]),
+        case("not an image file name", &train("text_file"), &["text_file/train/good/notes.txt", "not an image file"]),
+        case("mixed sizes", &train("mixed_sizes"), &["mixed_sizes/train/good/zz.png", "50x70", "96x96"]),
+        case("mixed channel counts", &train("mixed_channels"), &["mixed_channels/train/good/zz.png", "(gray)", "(RGB)"]),
+        case("score a non-image", &["score", "--model", &pc_s, &s(&file)], &["a_file", "cannot decode image"]),
+        case("verify without generated code", &["verify", "--model", &pc_s, "--lang", "c", "--generated", &model("nowhere"), "--data", &data_s], &["nowhere", "No such file"]),
+        // Training options a data set cannot support.
+        case("pool wider than the grid", &["train", "--data", &data_s, "--scorer", "patchcore", "--pool-size", "1001", "--out", &new_model], &["data", "PatchCore", "pool size 1001"]),
+        case("projection above the channels", &["train", "--data", &data_s, "--scorer", "gmm", "--projection-dim", "100000", "--out", &new_model], &["data", "GMM", "projection dimension 100000"]),
         // Names.
-        case(
-            "C keyword",
-            &[
-                "compile", "--model", &pc_s, "--lang", "c", "--out", &out_lib, "--name", "int",
-            ],
-            &["--name", "int", "keyword"],
-        ),
-        case(
-            "Rust keyword",
-            &[
-                "compile", "--model", &pc_s, "--lang", "rust", "--out", &out_lib, "--name", "fn",
-            ],
-            &["--name", "fn", "Rust keyword"],
-        ),
-        case(
-            "comment end in a name",
-            &[
-                "compile", "--model", &pc_s, "--lang", "c", "--out", &out_lib, "--name", "a*/b",
-            ],
-            &["--name", "lower-case ASCII"],
-        ),
-        case(
-            "quote in a name",
-            &[
-                "compile", "--model", &pc_s, "--lang", "rust", "--out", &out_lib, "--name", "a\"b",
-            ],
-            &["--name", "crate name"],
-        ),
-        case(
-            "newline in a name",
-            &[
-                "compile", "--model", &pc_s, "--lang", "c", "--out", &out_lib, "--name", "a\nb",
-            ],
-            &["--name", "a_b"],
-        ),
+        case("C keyword", &["compile", "--model", &pc_s, "--lang", "c", "--out", &out_lib, "--name", "int"], &["--name", "int", "keyword"]),
+        case("Rust keyword", &["compile", "--model", &pc_s, "--lang", "rust", "--out", &out_lib, "--name", "fn"], &["--name", "fn", "Rust keyword"]),
+        case("comment end in a name", &["compile", "--model", &pc_s, "--lang", "c", "--out", &out_lib, "--name", "a*/b"], &["--name", "lower-case ASCII"]),
+        case("quote in a name", &["compile", "--model", &pc_s, "--lang", "rust", "--out", &out_lib, "--name", "a\"b"], &["--name", "crate name"]),
+        case("newline in a name", &["compile", "--model", &pc_s, "--lang", "c", "--out", &out_lib, "--name", "a\nb"], &["--name", "a_b"]),
         // Output places.
-        case(
-            "compile onto a file",
-            &[
-                "compile",
-                "--model",
-                &pc_s,
-                "--lang",
-                "c",
-                "--out",
-                &s(&file),
-            ],
-            &["a_file", "not a directory"],
-        ),
-        case(
-            "train onto a folder",
-            &[
-                "train",
-                "--data",
-                &data_s,
-                "--scorer",
-                "gmm",
-                "--out",
-                &s(&foreign),
-            ],
-            &["foreign", "is a directory"],
-        ),
-        case(
-            "train under a file",
-            &[
-                "train",
-                "--data",
-                &data_s,
-                "--scorer",
-                "gmm",
-                "--out",
-                &format!("{}/m.safetensors", s(&file)),
-            ],
-            &["a_file", "not a directory"],
-        ),
-        case(
-            "synth onto a file",
-            &["synth", "--out", &s(&file)],
-            &["a_file", "not a directory"],
-        ),
-        case(
-            "heatmaps onto a file",
-            &[
-                "test",
-                "--model",
-                &pc_s,
-                "--data",
-                &data_s,
-                "--heatmaps",
-                &s(&file),
-            ],
-            &["a_file", "--heatmaps", "not a directory"],
-        ),
-        case(
-            "foreign folder",
-            &[
-                "compile",
-                "--model",
-                &pc_s,
-                "--lang",
-                "c",
-                "--out",
-                &s(&foreign),
-            ],
-            &["foreign", ".fomo-ad-manifest", "--force"],
-        ),
-        case(
-            "failed compile over earlier output",
-            &[
-                "compile",
-                "--model",
-                &model("nan_bank.safetensors"),
-                "--lang",
-                "c",
-                "--out",
-                &s(&generated),
-            ],
-            &["nan_bank.safetensors"],
-        ),
-        case(
-            "failed train over an earlier model",
-            &[
-                "train",
-                "--data",
-                &model("garbage"),
-                "--scorer",
-                "patchcore",
-                "--out",
-                &gmm_s,
-            ],
-            &["garbage/train/good/zz.png"],
-        ),
+        case("compile onto a file", &["compile", "--model", &pc_s, "--lang", "c", "--out", &s(&file)], &["a_file", "not a directory"]),
+        case("train onto a folder", &["train", "--data", &data_s, "--scorer", "gmm", "--out", &s(&foreign)], &["foreign", "is a directory"]),
+        case("train under a file", &["train", "--data", &data_s, "--scorer", "gmm", "--out", &format!("{}/m.safetensors", s(&file))], &["a_file", "not a directory"]),
+        case("synth onto a file", &["synth", "--out", &s(&file)], &["a_file", "not a directory"]),
+        case("heatmaps onto a file", &["test", "--model", &pc_s, "--data", &data_s, "--heatmaps", &s(&file)], &["a_file", "--heatmaps", "not a directory"]),
+        case("foreign folder", &["compile", "--model", &pc_s, "--lang", "c", "--out", &s(&foreign)], &["foreign", ".fomo-ad-manifest", "--force"]),
+        case("failed compile over earlier output", &["compile", "--model", &model("nan_bank.safetensors"), "--lang", "c", "--out", &s(&generated)], &["nan_bank.safetensors"]),
+        case("failed train over an earlier model", &["train", "--data", &model("garbage"), "--scorer", "patchcore", "--out", &gmm_s], &["garbage/train/good/zz.png"]),
         // Arguments.
-        case(
-            "unknown scorer argument",
-            &[
-                "train", "--data", &data_s, "--scorer", "knn", "--out", &new_model,
-            ],
-            &["--scorer", "knn"],
-        ),
-        case(
-            "NaN threshold",
-            &["score", "--model", &pc_s, "--threshold", "NaN", &image],
-            &["--threshold"],
-        ),
+        case("unknown scorer argument", &["train", "--data", &data_s, "--scorer", "knn", "--out", &new_model], &["--scorer", "knn"]),
+        case("NaN threshold", &["score", "--model", &pc_s, "--threshold", "NaN", &image], &["--threshold"]),
     ];
     for (what, args) in [
         (

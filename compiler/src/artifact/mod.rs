@@ -324,6 +324,13 @@ fn check_consistency(meta: &ModelMeta, scorer: &dyn Scorer) -> std::result::Resu
             scorer.channels()
         ));
     }
+    let pool = meta.scorer_config.get("pool_size").and_then(|v| v.as_u64());
+    if let Some(pool) = pool.filter(|&p| p >= 2 * fh.max(fw) as u64) {
+        // A wider window sees nothing more, and the time to score grows with its area.
+        return Err(format!(
+            "metadata key `scorer_config.pool_size` is {pool}, larger than the {fh}x{fw} feature grid can use"
+        ));
+    }
     let (rows, cols) = scorer.grid(crate::ir::Shape::new(fc, fh, fw));
     if rows == 0 || cols == 0 {
         return Err(format!(

@@ -110,10 +110,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
         bar.set_position(done);
     };
     let fit_error = |e: String| {
-        Error::input(
-            &args.data,
-            format!("cannot fit the {:?} scorer: {e}", args.scorer),
-        )
+        let name = match args.scorer {
+            ScorerArg::Patchcore => "PatchCore",
+            ScorerArg::Gmm => "GMM",
+        };
+        Error::input(&args.data, format!("cannot fit the {name} scorer: {e}"))
     };
     let scorer: Box<dyn Scorer> = match args.scorer {
         ScorerArg::Patchcore => {
