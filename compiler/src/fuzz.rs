@@ -28,8 +28,9 @@ pub const TARGETS: &[&str] = &[
     "dataset",
 ];
 
-/// Runs target `name` on `data`. Panics on an unknown name.
-pub fn run(name: &str, data: &[u8]) {
+/// Runs target `name` on `data`: whether the input was accepted (got past the loader), for
+/// measuring how deep a corpus reaches. Panics on an unknown name.
+pub fn run(name: &str, data: &[u8]) -> bool {
     match name {
         "artifact" => artifact(data),
         "artifact_parts" => artifact_parts(data),
@@ -106,20 +107,21 @@ fn fuzz_path(name: &str) -> std::path::PathBuf {
 // Artifacts
 
 /// Raw bytes as a model file.
-pub fn artifact(data: &[u8]) {
-    if let Ok((meta, scorer)) = artifact::from_bytes(&fuzz_path("model.safetensors"), data) {
-        use_model(&meta, scorer.as_ref());
+pub fn artifact(data: &[u8]) -> bool {
+    match artifact::from_bytes(&fuzz_path("model.safetensors"), data) {
+        Ok((meta, scorer)) => {
+            use_model(&meta, scorer.as_ref());
+            true
+        }
+        Err(_) => false,
     }
 }
 
 /// A model file assembled from parts, so that the metadata JSON and the tensors can be mutated
 /// independently: `[json length: u16 le][json][tensors...]`, each tensor being a name, a dtype,
 /// a shape and values read by [`Choices`].
-pub fn artifact_parts(data: &[u8]) {
-    let Some(bytes) = assemble_artifact(data) else {
-        return;
-    };
-    artifact(&bytes);
+pub fn artifact_parts(data: &[u8]) -> bool {
+    assemble_artifact(data).is_some_and(|bytes| artifact(&bytes))
 }
 
 const TENSOR_NAMES: &[&str] = &[
@@ -267,26 +269,22 @@ fn stand_in_backbone(shape: Shape) -> Graph {
 // ONNX
 
 /// Raw bytes as a backbone file.
-pub fn onnx(data: &[u8]) {
+pub fn onnx(data: &[u8]) -> bool {
     let path = fuzz_path("backbone.onnx");
-    if let Ok(backbone) =
-        crate::frontend::load_backbone_bytes(&path, data, &BackboneOptions::default())
-    {
-        use_backbone(backbone.graph);
-    }
+    crate::frontend::load_backbone_bytes(&path, data, &BackboneOptions::default())
+        .map(|backbone| use_backbone(backbone.graph))
+        .is_ok()
 }
 
 /// A backbone graph built from choices: up to 8 nodes of the ops fomo-ad supports (and a few it
 /// does not), with random attributes, shapes and constants, lowered from the protobuf structure.
-pub fn onnx_graph(data: &[u8]) {
+pub fn onnx_graph(data: &[u8]) -> bool {
     let proto = build_graph(&mut Choices::new(data));
     let path = fuzz_path("graph.onnx");
     let options = BackboneOptions::default();
-    if let Ok(backbone) =
-        crate::frontend::load_backbone_proto(&path, &proto, String::new(), &options)
-    {
-        use_backbone(backbone.graph);
-    }
+    crate::frontend::load_backbone_proto(&path, &proto, String::new(), &options)
+        .map(|backbone| use_backbone(backbone.graph))
+        .is_ok()
 }
 
 /// What the commands do with a lowered backbone: optimise it, run the reference executor on it
@@ -703,18 +701,20 @@ impl GraphBuilder<'_, '_> {
 // Images and data sets
 
 /// One byte of preprocessing options, then the bytes of an image file.
-pub fn image(data: &[u8]) {
+pub fn image(data: &[u8]) -> bool {
     let Some((&options, file)) = data.split_first() else {
-        return;
+        return false;
     };
     let pre = preprocess(options);
-    if let Ok(pixels) = pre.load_pixels_from_bytes(&fuzz_path("image"), file) {
-        let tensor = pre.pixels_to_tensor(&pixels);
-        assert_eq!(
-            tensor.shape,
-            Shape::new(pre.channels, pre.height, pre.width)
-        );
-    }
+    let Ok(pixels) = pre.load_pixels_from_bytes(&fuzz_path("image"), file) else {
+        return false;
+    };
+    let tensor = pre.pixels_to_tensor(&pixels);
+    assert_eq!(
+        tensor.shape,
+        Shape::new(pre.channels, pre.height, pre.width)
+    );
+    true
 }
 
 fn preprocess(options: u8) -> Preprocess {
@@ -763,9 +763,9 @@ const DATASET_FILES: &[&str] = &[
 /// A data-set folder tree built from choices (folders, file names and contents: valid images of
 /// chosen sizes and colour types, truncated or random files, broken links, folders named like
 /// images), then opened, loaded and its masks read, as `train` and `test` do.
-pub fn dataset(data: &[u8]) {
+pub fn dataset(data: &[u8]) -> bool {
     let Ok(root) = tempfile::tempdir() else {
-        return;
+        return false;
     };
     let mut choices = Choices::new(data);
     let options = choices.byte();
@@ -792,7 +792,7 @@ pub fn dataset(data: &[u8]) {
         };
     }
     let Ok(dataset) = crate::data::open_dataset(root.path()) else {
-        return;
+        return false;
     };
     let pre = preprocess(options);
     let _ = crate::data::load_all(&pre, &dataset.train);
@@ -804,6 +804,7 @@ pub fn dataset(data: &[u8]) {
             }
         }
     }
+    true
 }
 
 #[cfg(unix)]

@@ -3,5 +3,7 @@
 
 libfuzzer_sys::fuzz_target!(
     init: fomo_ad_fuzz::quiet_caught_panics(),
-    |data: &[u8]| fomo_ad::fuzz::artifact_parts(data)
+    |data: &[u8]| {
+        fomo_ad::fuzz::artifact_parts(data);
+    }
 );

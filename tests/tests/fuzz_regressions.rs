@@ -27,8 +27,8 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Runs `target` on `data`; a panic is returned as its message.
-fn try_run(target: &str, data: &[u8]) -> Result<(), String> {
+/// Runs `target` on `data`: whether it was accepted; a panic is returned as its message.
+fn try_run(target: &str, data: &[u8]) -> Result<bool, String> {
     std::panic::catch_unwind(|| run(target, data))
         .map_err(|payload| fomo_ad::error::panic_message(&*payload))
 }
@@ -68,11 +68,16 @@ fn committed_seeds_are_what_the_generator_writes() {
     }
 }
 
-/// Every seed and every saved crash of every target, plus the ONNX fixtures for `onnx`.
+/// Every seed and every saved crash of every target, plus the ONNX fixtures for `onnx`; with
+/// FOMO_AD_FUZZ_CORPUS=1 also the corpora cargo-fuzz grew locally (fuzz/corpus/, not committed).
 fn replay_inputs() -> Vec<(&'static str, PathBuf)> {
+    let mut kinds = vec!["seeds", "regressions"];
+    if std::env::var_os("FOMO_AD_FUZZ_CORPUS").is_some() {
+        kinds.push("corpus");
+    }
     let mut inputs = Vec::new();
     for target in TARGETS {
-        for kind in ["seeds", "regressions"] {
+        for kind in &kinds {
             for path in files_in(&fuzz_dir().join(kind).join(target)) {
                 inputs.push((*target, path));
             }
@@ -89,15 +94,22 @@ fn replay_inputs() -> Vec<(&'static str, PathBuf)> {
 #[test]
 fn seeds_and_saved_crashes_run_cleanly() {
     let inputs = replay_inputs();
-    let failures: Vec<String> = inputs
-        .iter()
-        .filter_map(|(target, path)| {
-            let data = std::fs::read(path).expect("replay inputs are readable");
-            try_run(target, &data)
-                .err()
-                .map(|message| format!("{target} {}: {message}", path.display()))
-        })
-        .collect();
+    let mut failures = Vec::new();
+    let mut accepted = std::collections::BTreeMap::<&str, (usize, usize)>::new();
+    for (target, path) in &inputs {
+        let data = std::fs::read(path).expect("replay inputs are readable");
+        let count = accepted.entry(target).or_default();
+        count.1 += 1;
+        match try_run(target, &data) {
+            Ok(true) => count.0 += 1,
+            Ok(false) => {}
+            Err(message) => failures.push(format!("{target} {}: {message}", path.display())),
+        }
+    }
+    // How deep the inputs reach, for `--nocapture`.
+    for (target, (ok, all)) in &accepted {
+        eprintln!("{target}: {ok} of {all} inputs accepted by the loader");
+    }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
