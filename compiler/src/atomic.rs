@@ -25,6 +25,30 @@ fn cannot_write(dir: &Path, e: std::io::Error) -> Error {
     Error::input(dir, format!("cannot write here: {}", e.kind()))
 }
 
+/// Checks that a file can be written at `path` (it is not a folder, its folder exists), so a
+/// command can refuse a bad output path before its work rather than after; returns the folder.
+pub fn check_file_target(path: &Path) -> Result<&Path> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if path.is_dir() {
+        return Err(Error::input(path, "is a directory; give a file name"));
+    }
+    if !dir.is_dir() {
+        let why = if dir.exists() {
+            "is not a directory"
+        } else {
+            "does not exist"
+        };
+        return Err(Error::input(
+            path,
+            format!("cannot write here: {} {why}", dir.display()),
+        ));
+    }
+    Ok(dir)
+}
+
 /// A hidden temporary file in `dir` that will replace `target`: it gets `target`'s permissions
 /// if it exists, else mode 0666 minus the umask (as `open` gives).
 pub fn temp_file_for(target: &Path, dir: &Path) -> Result<tempfile::NamedTempFile> {

@@ -396,6 +396,8 @@ fn bad_inputs_are_one_line_errors_with_exit_code_2_and_leave_nothing_behind() {
         case("foreign folder", &["compile", "--model", &pc_s, "--lang", "c", "--out", &s(&foreign)], &["foreign", ".fomo-ad-manifest", "--force"]),
         case("failed compile over earlier output", &["compile", "--model", &model("nan_bank.safetensors"), "--lang", "c", "--out", &s(&generated)], &["nan_bank.safetensors"]),
         case("failed train over an earlier model", &["train", "--data", &model("garbage"), "--scorer", "patchcore", "--out", &gmm_s], &["garbage/train/good/zz.png"]),
+        case("bench report under a file", &["bench", "--model", &pc_s, "--only", "reference", "--json", &format!("{}/r.json", s(&file))], &["a_file", "not a directory"]),
+        case("bench a corrupt model", &["bench", "--model", &model("random.safetensors"), "--only", "reference"], &["random.safetensors", "not a fomo-ad model"]),
         // Arguments.
         case("unknown scorer argument", &["train", "--data", &data_s, "--scorer", "knn", "--out", &new_model], &["--scorer", "knn"]),
         case("NaN threshold", &["score", "--model", &pc_s, "--threshold", "NaN", &image], &["--threshold"]),

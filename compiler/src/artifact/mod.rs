@@ -142,27 +142,7 @@ pub fn to_bytes(path: &Path, meta: &ModelMeta, scorer: &dyn Scorer) -> Result<Ve
 /// Writes `bytes` to `path` through a temporary file in the same directory, so a failure leaves
 /// whatever was at `path` untouched.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    if path.is_dir() {
-        return Err(Error::input(
-            path,
-            "is a directory; give a file name for the model",
-        ));
-    }
-    if !dir.is_dir() {
-        let why = if dir.exists() {
-            "is not a directory"
-        } else {
-            "does not exist"
-        };
-        return Err(Error::input(
-            path,
-            format!("cannot write here: {} {why}", dir.display()),
-        ));
-    }
+    let dir = crate::atomic::check_file_target(path)?;
     let mut file = crate::atomic::temp_file_for(path, dir)?;
     file.write_all(bytes).map_err(|e| Error::io(path, e))?;
     file.persist(path).map_err(|e| Error::io(path, e.error))?;

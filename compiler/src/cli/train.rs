@@ -92,6 +92,8 @@ pub enum GmmScoreArg {
 
 pub fn run(args: TrainArgs) -> Result<()> {
     let started = Instant::now();
+    // A bad output path fails now, not after the features are extracted and the scorer fitted.
+    crate::atomic::check_file_target(&args.out)?;
     let backbone = args.backbone.load()?;
     let layers = match args.scorer {
         ScorerArg::Patchcore => args.layers,
