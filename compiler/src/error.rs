@@ -70,3 +70,38 @@ pub fn one_line(text: &str) -> String {
         .collect::<Vec<_>>()
         .join("; ")
 }
+
+thread_local! {
+    /// How many [`catch_panic`] calls the current thread is inside.
+    static CATCHING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Runs third-party code (tract) on untrusted input: a malformed file must not crash fomo-ad even
+/// where that code panics, so a panic becomes an error naming the file. Panic hooks can ask
+/// [`panic_is_caught`] to stay quiet meanwhile.
+pub fn catch_panic<T>(path: &Path, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    CATCHING.with(|c| c.set(c.get() + 1));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CATCHING.with(|c| c.set(c.get() - 1));
+    outcome.unwrap_or_else(|payload| {
+        Err(Error::input(
+            path,
+            format!("{what} failed on this file ({})", panic_message(&*payload)),
+        ))
+    })
+}
+
+/// Whether the current thread runs inside [`catch_panic`], whose panics become errors.
+pub fn panic_is_caught() -> bool {
+    CATCHING.with(|c| c.get() > 0)
+}
+
+/// The text of a panic payload (`panic!` gives a `&str` or a `String`).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".to_string());
+    one_line(&text)
+}

@@ -5,6 +5,7 @@
 //! executor, the oracle) and the emitters. `cli` is the only module that ties them together.
 
 pub mod artifact;
+pub mod atomic;
 pub mod backbones;
 pub mod bench;
 pub mod cli;
@@ -14,6 +15,8 @@ pub mod error;
 pub mod eval;
 pub mod exec;
 pub mod frontend;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod ir;
 pub mod passes;
 pub mod pipeline;

@@ -182,6 +182,7 @@ fn compile_check_force_and_the_host_example() {
     let build = Command::new("cc")
         .args(STRICT_FLAGS)
         .arg("-O2")
+        .args(fomo_ad::codegen::harness::sanitizer_flags())
         .arg("-I")
         .arg(&out)
         .arg(&host)

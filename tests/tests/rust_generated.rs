@@ -149,7 +149,11 @@ fn generated_crates_build_lint_clean_and_match_the_reference() {
     cargo(root, &fmt);
 
     for case in &cases {
-        let frames = case.backbone.images(4, 100);
+        // Seeded frames plus the extremes (all black, all white): every valid input must run
+        // without a panic and agree with the reference.
+        let mut frames = case.backbone.images(4, 100);
+        let len = frames[0].len();
+        frames.extend([vec![0u8; len], vec![255u8; len]]);
         let cells = case.program.grid.cells();
         let reference: Vec<Vec<f32>> = frames
             .iter()

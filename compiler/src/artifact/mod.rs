@@ -107,6 +107,11 @@ impl Model {
 
 /// Writes the artifact atomically (a temporary file beside `path`, then a rename).
 pub fn save(path: &Path, meta: &ModelMeta, scorer: &dyn Scorer) -> Result<()> {
+    write_atomically(path, &to_bytes(path, meta, scorer)?)
+}
+
+/// The artifact's bytes; `path` only names it in messages.
+pub fn to_bytes(path: &Path, meta: &ModelMeta, scorer: &dyn Scorer) -> Result<Vec<u8>> {
     let tensors = scorer.tensors();
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .into_iter()
@@ -130,24 +135,15 @@ pub fn save(path: &Path, meta: &ModelMeta, scorer: &dyn Scorer) -> Result<()> {
         METADATA_KEY.to_string(),
         serde_json::to_string(meta).expect("metadata always serialises"),
     )]);
-    let serialized = safetensors::serialize(views, Some(metadata))
-        .map_err(|e| Error::input(path, format!("cannot serialise: {e}")))?;
-    write_atomically(path, &serialized)
+    safetensors::serialize(views, Some(metadata))
+        .map_err(|e| Error::input(path, format!("cannot serialise: {e}")))
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory.
+/// Writes `bytes` to `path` through a temporary file in the same directory, so a failure leaves
+/// whatever was at `path` untouched.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    if path.is_dir() {
-        return Err(Error::input(
-            path,
-            "is a directory; give a file name for the model",
-        ));
-    }
-    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+    let dir = crate::atomic::check_file_target(path)?;
+    let mut file = crate::atomic::temp_file_for(path, dir)?;
     file.write_all(bytes).map_err(|e| Error::io(path, e))?;
     file.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
@@ -165,7 +161,7 @@ pub fn load(path: &Path) -> Result<Model> {
     }
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
-    let (meta, scorer) = parse(path, &bytes)?;
+    let (meta, scorer) = from_bytes(path, &bytes)?;
     Ok(Model {
         meta,
         scorer,
@@ -174,7 +170,8 @@ pub fn load(path: &Path) -> Result<Model> {
     })
 }
 
-fn parse(path: &Path, bytes: &[u8]) -> Result<(ModelMeta, Box<dyn Scorer>)> {
+/// Parses and checks an artifact already in memory; `path` only names it in messages.
+pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<(ModelMeta, Box<dyn Scorer>)> {
     let bad = |message: String| Error::input(path, message);
     let (_, header) = SafeTensors::read_metadata(bytes)
         .map_err(|e| bad(format!("not a fomo-ad model (unreadable safetensors: {e})")))?;
@@ -195,8 +192,7 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(ModelMeta, Box<dyn Scorer>)> {
     if version != u64::from(FORMAT_VERSION) {
         return Err(bad(format!("format_version {version} is not supported (this fomo-ad reads version {FORMAT_VERSION}; upgrade fomo-ad)")));
     }
-    let meta: ModelMeta =
-        serde_json::from_str(raw_meta).map_err(|e| bad(format!("metadata: {e}")))?;
+    let meta = parse_meta(raw_meta).map_err(bad)?;
     let tensors =
         SafeTensors::deserialize(bytes).map_err(|e| bad(format!("unreadable safetensors: {e}")))?;
     let mut map = TensorMap::new();
@@ -219,47 +215,122 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(ModelMeta, Box<dyn Scorer>)> {
     Ok((meta, scorer))
 }
 
-/// Metadata that contradicts the tensors or itself.
+/// The top-level keys of [`ModelMeta`], in the order a reader checks them.
+const META_KEYS: [&str; 10] = [
+    "format_version",
+    "generator",
+    "scorer",
+    "scorer_config",
+    "input",
+    "feature_grid",
+    "grid",
+    "backbone",
+    "threshold",
+    "training",
+];
+
+/// Parses the metadata JSON; on failure, names the top-level key at fault (serde's own message
+/// only gives a line and column).
+fn parse_meta(raw: &str) -> std::result::Result<ModelMeta, String> {
+    serde_json::from_str(raw).map_err(|e| {
+        locate_meta_error(raw).unwrap_or_else(|| format!("metadata `{METADATA_KEY}`: {e}"))
+    })
+}
+
+fn locate_meta_error(raw: &str) -> Option<String> {
+    use serde::de::DeserializeOwned;
+    let map = match serde_json::from_str::<serde_json::Value>(raw).ok()? {
+        serde_json::Value::Object(map) => map,
+        _ => return Some(format!("metadata `{METADATA_KEY}` is not a JSON object")),
+    };
+    if let Some(unknown) = map.keys().find(|k| !META_KEYS.contains(&k.as_str())) {
+        return Some(format!(
+            "metadata key `{}` is unknown (expected {})",
+            crate::codegen::sanitize_comment(unknown),
+            META_KEYS.join(", ")
+        ));
+    }
+    fn check<T: DeserializeOwned>(
+        map: &serde_json::Map<String, serde_json::Value>,
+        key: &str,
+    ) -> Option<String> {
+        match map.get(key) {
+            None => Some(format!("metadata key `{key}` is missing")),
+            Some(value) => serde_json::from_value::<T>(value.clone())
+                .err()
+                .map(|e| format!("metadata key `{key}`: {e}")),
+        }
+    }
+    check::<u32>(&map, "format_version")
+        .or_else(|| check::<String>(&map, "generator"))
+        .or_else(|| check::<ScorerKind>(&map, "scorer"))
+        .or_else(|| check::<serde_json::Value>(&map, "scorer_config"))
+        .or_else(|| check::<InputSpec>(&map, "input"))
+        .or_else(|| check::<[usize; 3]>(&map, "feature_grid"))
+        .or_else(|| check::<[usize; 2]>(&map, "grid"))
+        .or_else(|| check::<BackboneSpec>(&map, "backbone"))
+        .or_else(|| check::<f32>(&map, "threshold"))
+        .or_else(|| check::<TrainingInfo>(&map, "training"))
+}
+
+/// Metadata that contradicts the tensors or itself, or sizes no model has (which would make the
+/// commands that read it allocate without bound).
 fn check_consistency(meta: &ModelMeta, scorer: &dyn Scorer) -> std::result::Result<(), String> {
-    let [fh, fw, fc] = meta.feature_grid;
-    if scorer.channels() != fc {
-        return Err(format!(
-            "feature_grid says {fc} channels but the scorer reads {}",
-            scorer.channels()
-        ));
-    }
-    let (rows, cols) = scorer.grid(crate::ir::Shape::new(fc, fh, fw));
-    if [rows, cols] != meta.grid {
-        return Err(format!("grid {:?} disagrees with the scorer, which gives {rows}x{cols} cells on a {fh}x{fw} feature map", meta.grid));
-    }
+    let max = crate::frontend::MAX_INPUT_SIDE;
     let input = &meta.input;
-    if input.width == 0
-        || input.height == 0
-        || !input.width.is_multiple_of(8)
-        || !input.height.is_multiple_of(8)
-    {
-        return Err(format!(
-            "input {}x{} is not a multiple of 8",
-            input.width, input.height
-        ));
+    for (key, side) in [("input.width", input.width), ("input.height", input.height)] {
+        if side == 0 || !side.is_multiple_of(8) || side > max {
+            return Err(format!(
+                "metadata key `{key}` is {side} (expected a multiple of 8 from 8 to {max})"
+            ));
+        }
     }
     if input.channels != 1 && input.channels != 3 {
         return Err(format!(
-            "input channels {} (expected 1 or 3)",
+            "metadata key `input.channels` is {} (expected 1 or 3)",
             input.channels
         ));
     }
+    let [fh, fw, fc] = meta.feature_grid;
+    if fh == 0 || fw == 0 || fh > input.height || fw > input.width {
+        return Err(format!(
+            "metadata key `feature_grid` {:?} does not fit the {}x{} input",
+            meta.feature_grid, input.width, input.height
+        ));
+    }
+    if scorer.channels() != fc {
+        return Err(format!(
+            "metadata key `feature_grid` says {fc} channels but the scorer reads {}",
+            scorer.channels()
+        ));
+    }
+    let pool = meta.scorer_config.get("pool_size").and_then(|v| v.as_u64());
+    if let Some(pool) = pool.filter(|&p| p >= 2 * fh.max(fw) as u64) {
+        // A wider window sees nothing more, and the time to score grows with its area.
+        return Err(format!(
+            "metadata key `scorer_config.pool_size` is {pool}, larger than the {fh}x{fw} feature grid can use"
+        ));
+    }
+    let (rows, cols) = scorer.grid(crate::ir::Shape::new(fc, fh, fw));
+    if rows == 0 || cols == 0 {
+        return Err(format!(
+            "the scorer gives no cells on the {fh}x{fw} feature map of metadata key `feature_grid` (its pooling window is larger)"
+        ));
+    }
+    if [rows, cols] != meta.grid {
+        return Err(format!("metadata key `grid` {:?} disagrees with the scorer, which gives {rows}x{cols} cells on a {fh}x{fw} feature map", meta.grid));
+    }
     if !meta.threshold.is_finite() {
-        return Err("threshold is not finite".into());
+        return Err("metadata key `threshold` is not finite".into());
     }
     if meta.backbone.sha256.len() != 64
         || !meta.backbone.sha256.bytes().all(|b| b.is_ascii_hexdigit())
     {
-        return Err("backbone.sha256 is not a sha256 hex digest".into());
+        return Err("metadata key `backbone.sha256` is not a sha256 hex digest".into());
     }
     if meta.backbone.layers == 0 || meta.backbone.layers > 3 {
         return Err(format!(
-            "backbone.layers {} (expected 1 to 3)",
+            "metadata key `backbone.layers` is {} (expected 1 to 3)",
             meta.backbone.layers
         ));
     }

@@ -74,6 +74,10 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
+    // A bad report path fails now, not after minutes of timing.
+    if let Some(path) = args.json.as_deref().filter(|p| *p != Path::new("-")) {
+        crate::atomic::check_file_target(path)?;
+    }
     let groups: Vec<Group> = if args.only.is_empty() {
         Group::ALL
             .into_iter()

@@ -91,6 +91,23 @@ pub fn run(args: CompileArgs) -> Result<()> {
     if args.lang == Lang::Rust && !codegen::rust::rustfmt_available() {
         eprintln!("warning: rustfmt was not found: the generated src/lib.rs is formatted by prettyplease alone and may not pass `cargo fmt --check`");
     }
+    // Arguments first: a bad name or output path must not wait for the model to load.
+    match args.lang {
+        Lang::C => {
+            codegen::c::validate_name(args.name.as_deref().unwrap_or(codegen::c::DEFAULT_NAME))?
+        }
+        Lang::Rust => codegen::rust::check_crate_name(
+            args.name
+                .as_deref()
+                .unwrap_or(codegen::rust::RustOptions::DEFAULT_NAME),
+        )?,
+    }
+    if args.out.exists() && !args.out.is_dir() {
+        return Err(crate::Error::input(
+            &args.out,
+            "exists and is not a directory",
+        ));
+    }
     let loaded = args.model.load()?;
     let program = codegen::program_for_model(
         &loaded.model,

@@ -74,6 +74,10 @@ pub fn parse_size(text: &str) -> std::result::Result<(usize, usize), String> {
             "{w}x{h}: width and height must be positive multiples of 8"
         ));
     }
+    let max = crate::frontend::MAX_INPUT_SIDE;
+    if w > max || h > max {
+        return Err(format!("{w}x{h}: width and height must be at most {max}"));
+    }
     Ok((w, h))
 }
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use crate::artifact::{self, Model};
 use crate::data::Preprocess;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::frontend::{Backbone, BackboneOptions};
 use crate::pipeline::{feature_graph, FeatureGraph};
 
@@ -37,6 +37,28 @@ impl ModelArgs {
         let backbone = crate::backbones::load(self.backbone.as_deref(), &options)?;
         model.check_backbone(&backbone.sha256, &backbone.path)?;
         let features = feature_graph(&backbone, meta.backbone.layers)?;
+        // The hash ties the model to its backbone file, but the metadata could still have been
+        // edited: the scorer must get the feature map it was fitted on.
+        let shape = features.graph.output_shape();
+        if [shape.h, shape.w, shape.c] != meta.feature_grid {
+            return Err(Error::input(
+                &model.path,
+                format!(
+                    "metadata key `feature_grid` is {:?} but the backbone gives {}x{}x{} features at the model's input size",
+                    meta.feature_grid, shape.h, shape.w, shape.c
+                ),
+            ));
+        }
+        let input = features.graph.input_shape();
+        if input.c != meta.input.channels {
+            return Err(Error::input(
+                &model.path,
+                format!(
+                    "metadata key `input.channels` is {} but the backbone takes {} channels",
+                    meta.input.channels, input.c
+                ),
+            ));
+        }
         let preprocess = Preprocess {
             width: meta.input.width,
             height: meta.input.height,

@@ -26,6 +26,9 @@ pub struct ScoreArgs {
 pub fn run(args: ScoreArgs) -> Result<()> {
     let loaded = args.model.load()?;
     let threshold = args.threshold.unwrap_or(loaded.model.meta.threshold);
+    if !threshold.is_finite() {
+        return Err(crate::Error::usage("--threshold must be a finite number"));
+    }
     let cols = loaded.model.meta.grid[1];
     let mut results = vec![];
     for path in &args.images {

@@ -40,6 +40,12 @@ struct Scored {
 }
 
 pub fn run(args: TestArgs) -> Result<()> {
+    if let Some(dir) = args.heatmaps.as_ref().filter(|d| d.exists() && !d.is_dir()) {
+        return Err(Error::input(
+            dir,
+            "--heatmaps: exists and is not a directory",
+        ));
+    }
     let loaded = args.model.load()?;
     let dataset = open_dataset(&args.data)?;
     let samples = dataset.require_test()?;
@@ -105,7 +111,13 @@ pub fn run(args: TestArgs) -> Result<()> {
     };
 
     if let Some(dir) = &args.heatmaps {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        // Rendered into a folder beside DIR first: a failure leaves no half set of heatmaps.
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+        let staging = crate::atomic::staging_dir(&parent, ".fomo-ad-heatmaps-")?;
         let scale_max = scores.iter().copied().fold(threshold, f32::max);
         for s in &scored {
             let stem = s
@@ -119,7 +131,7 @@ pub fn run(args: TestArgs) -> Result<()> {
                     "good".into()
                 }
             });
-            let out = dir.join(format!("{group}_{stem}.png"));
+            let out = staging.path().join(format!("{group}_{stem}.png"));
             let pre = &loaded.preprocess;
             eval::write_heatmap(
                 &s.pixels,
@@ -133,6 +145,17 @@ pub fn run(args: TestArgs) -> Result<()> {
                 scale_max,
                 &out,
             )?;
+        }
+        if dir.is_dir() {
+            for entry in std::fs::read_dir(staging.path()).map_err(|e| Error::io(dir, e))? {
+                let staged = entry.map_err(|e| Error::io(dir, e))?.path();
+                let target = dir.join(staged.file_name().expect("read_dir gives file names"));
+                std::fs::rename(&staged, &target).map_err(|e| Error::io(&target, e))?;
+            }
+        } else {
+            std::fs::rename(staging.path(), dir).map_err(|e| Error::io(dir, e))?;
+            // The staging folder is now DIR: it must not be cleaned up.
+            let _ = staging.keep();
         }
     }
 

@@ -92,6 +92,8 @@ pub enum GmmScoreArg {
 
 pub fn run(args: TrainArgs) -> Result<()> {
     let started = Instant::now();
+    // A bad output path fails now, not after the features are extracted and the scorer fitted.
+    crate::atomic::check_file_target(&args.out)?;
     let backbone = args.backbone.load()?;
     let layers = match args.scorer {
         ScorerArg::Patchcore => args.layers,
@@ -110,10 +112,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
         bar.set_position(done);
     };
     let fit_error = |e: String| {
-        Error::input(
-            &args.data,
-            format!("cannot fit the {:?} scorer: {e}", args.scorer),
-        )
+        let name = match args.scorer {
+            ScorerArg::Patchcore => "PatchCore",
+            ScorerArg::Gmm => "GMM",
+        };
+        Error::input(&args.data, format!("cannot fit the {name} scorer: {e}"))
     };
     let scorer: Box<dyn Scorer> = match args.scorer {
         ScorerArg::Patchcore => {

@@ -21,6 +21,27 @@ pub const C_FLAGS: &[&str] = &[
     "-Werror",
 ];
 
+/// Set to `1` to build every C test driver with AddressSanitizer and UndefinedBehaviorSanitizer
+/// (`verify --lang c` and the C differential tests; CI does, see `.ci/run`).
+pub const SANITIZE_ENV: &str = "FOMO_AD_C_SANITIZE";
+
+/// AddressSanitizer and UndefinedBehaviorSanitizer; any finding ends the program with an error
+/// (`-fno-sanitize-recover=all`), so a test that runs it fails.
+pub const SANITIZER_FLAGS: &[&str] = &[
+    "-fsanitize=address,undefined",
+    "-fno-sanitize-recover=all",
+    "-fno-omit-frame-pointer",
+    "-g",
+];
+
+/// [`SANITIZER_FLAGS`] when [`SANITIZE_ENV`] asks for them, else none.
+pub fn sanitizer_flags() -> &'static [&'static str] {
+    match std::env::var(SANITIZE_ENV) {
+        Ok(v) if !v.is_empty() && v != "0" => SANITIZER_FLAGS,
+        _ => &[],
+    }
+}
+
 /// Runs generated C (in `dir`, with symbol prefix `prefix`) on each pixel buffer.
 pub fn run_c(dir: &Path, prefix: &str, images: &[Vec<u8>], work: &Path) -> Result<Vec<Vec<f32>>> {
     let driver = work.join("driver.c");
@@ -56,6 +77,7 @@ int main(int argc, char **argv) {{
     let exe = work.join("driver");
     let mut cc = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()));
     cc.args(C_FLAGS)
+        .args(sanitizer_flags())
         .arg("-I")
         .arg(dir)
         .args(&sources)

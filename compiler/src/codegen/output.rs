@@ -122,7 +122,7 @@ pub struct WriteReport {
     pub removed: Vec<String>,
 }
 
-/// Writes `files` (and the manifest) into `dir`.
+/// Writes `files` (and the manifest) into `dir`, all or nothing.
 ///
 /// - `dir` missing or empty: written as a temporary directory beside it, then renamed into place.
 /// - `dir` holding a manifest: generated files are replaced one by one (write beside, rename);
@@ -131,6 +131,9 @@ pub struct WriteReport {
 ///   unless `force`.
 /// - `dir` non-empty without a manifest: refused unless `force`, which then writes the generated
 ///   files and leaves every other file alone.
+///
+/// If any step fails, the files already replaced or removed are put back, so `dir` is left as
+/// it was.
 pub fn write(dir: &Path, files: &[GeneratedFile], force: bool) -> Result<WriteReport> {
     let all = with_manifest(files)?;
     let parent = match dir.parent() {
@@ -155,11 +158,15 @@ pub fn write(dir: &Path, files: &[GeneratedFile], force: bool) -> Result<WriteRe
         if empty {
             std::fs::remove_dir(dir).map_err(|e| Error::io(dir, e))?;
         }
-        let staged = staging.keep();
-        std::fs::rename(&staged, dir).map_err(|e| {
-            let _ = std::fs::remove_dir_all(&staged);
+        std::fs::rename(staging.path(), dir).map_err(|e| {
+            if empty {
+                // Put back the empty directory that was there.
+                let _ = std::fs::create_dir(dir);
+            }
             Error::io(dir, e)
         })?;
+        // The staging directory is now `dir`: it must not be cleaned up.
+        let _ = staging.keep();
         return Ok(WriteReport {
             written: all.iter().map(|f| f.path.clone()).collect(),
             ..WriteReport::default()
@@ -207,33 +214,114 @@ pub fn write(dir: &Path, files: &[GeneratedFile], force: bool) -> Result<WriteRe
     }
     // The manifest goes last: until then the old one still describes the directory.
     changed.sort_by_key(|f| f.path == MANIFEST);
-    for f in changed {
-        let target = dir.join(&f.path);
-        if let Some(p) = target.parent() {
-            std::fs::create_dir_all(p).map_err(|e| Error::io(p, e))?;
-        }
-        std::fs::rename(staging.path().join(&f.path), &target)
-            .map_err(|e| Error::io(&target, e))?;
-        report.written.push(f.path.clone());
-    }
+    let mut removed = Vec::new();
     if let Some(old) = old {
         for (path, hash) in old {
             let target = dir.join(&path);
             let unedited = std::fs::read(&target).is_ok_and(|b| sha256(&b) == hash);
             if !all.iter().any(|f| f.path == path) && (unedited || force) && target.is_file() {
-                std::fs::remove_file(&target).map_err(|e| Error::io(&target, e))?;
-                report.removed.push(path);
+                removed.push(path);
             }
         }
     }
+    let mut transaction = Transaction::new(staging.path().join(".previous"));
+    let outcome = (|| {
+        for f in &changed {
+            transaction.replace(&staging.path().join(&f.path), &dir.join(&f.path))?;
+        }
+        for path in &removed {
+            transaction.remove(&dir.join(path))?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = outcome {
+        transaction.roll_back();
+        return Err(e);
+    }
+    report.written = changed.iter().map(|f| f.path.clone()).collect();
+    report.removed = removed;
     Ok(report)
 }
 
+/// File replacements and removals in a directory that can be undone: every file is backed up
+/// (hard link, else copy) before it is replaced or removed.
+struct Transaction {
+    backups: PathBuf,
+    /// (target, its backup if it existed), in the order done.
+    done: Vec<(PathBuf, Option<PathBuf>)>,
+    created_dirs: Vec<PathBuf>,
+}
+
+impl Transaction {
+    fn new(backups: PathBuf) -> Transaction {
+        Transaction {
+            backups,
+            done: Vec::new(),
+            created_dirs: Vec::new(),
+        }
+    }
+
+    fn back_up(&mut self, target: &Path) -> Result<Option<PathBuf>> {
+        if !target.exists() {
+            return Ok(None);
+        }
+        let backup = self.backups.join(self.done.len().to_string());
+        std::fs::create_dir_all(&self.backups).map_err(|e| Error::io(&self.backups, e))?;
+        if std::fs::hard_link(target, &backup).is_err() {
+            std::fs::copy(target, &backup).map_err(|e| Error::io(target, e))?;
+        }
+        Ok(Some(backup))
+    }
+
+    fn replace(&mut self, staged: &Path, target: &Path) -> Result<()> {
+        if let Some(p) = target.parent() {
+            let mut missing = Vec::new();
+            let mut dir = p;
+            while !dir.exists() {
+                missing.push(dir.to_path_buf());
+                match dir.parent() {
+                    Some(up) => dir = up,
+                    None => break,
+                }
+            }
+            std::fs::create_dir_all(p).map_err(|e| Error::io(p, e))?;
+            self.created_dirs.extend(missing);
+        }
+        let backup = self.back_up(target)?;
+        std::fs::rename(staged, target).map_err(|e| Error::io(target, e))?;
+        self.done.push((target.to_path_buf(), backup));
+        Ok(())
+    }
+
+    fn remove(&mut self, target: &Path) -> Result<()> {
+        let backup = self.back_up(target)?;
+        std::fs::remove_file(target).map_err(|e| Error::io(target, e))?;
+        self.done.push((target.to_path_buf(), backup));
+        Ok(())
+    }
+
+    /// Puts every file back as it was, newest change first (best effort: this runs on a path
+    /// that is already failing).
+    fn roll_back(self) {
+        for (target, backup) in self.done.into_iter().rev() {
+            match backup {
+                Some(backup) => {
+                    let _ = std::fs::rename(&backup, &target);
+                }
+                None => {
+                    let _ = std::fs::remove_file(&target);
+                }
+            }
+        }
+        // Directories are listed deepest first for each file; remove_dir only removes empty ones.
+        for dir in self.created_dirs {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
 fn staging_dir(parent: &Path) -> Result<tempfile::TempDir> {
-    tempfile::Builder::new()
-        .prefix(".fomo-ad-staging-")
-        .tempdir_in(parent)
-        .map_err(|e| Error::io(parent, e))
+    crate::atomic::staging_dir(parent, ".fomo-ad-staging-")
 }
 
 fn write_file(path: &Path, file: &GeneratedFile) -> Result<()> {
@@ -349,6 +437,45 @@ mod tests {
             std::fs::read_to_string(dir.join("a.h")).unwrap(),
             "header 2\n"
         );
+    }
+
+    #[test]
+    fn a_failed_update_puts_back_every_file_it_replaced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("out");
+        write(&dir, &files("1"), false).unwrap();
+        let manifest_before = std::fs::read_to_string(dir.join(MANIFEST)).unwrap();
+        // `src/b.c` became a directory: replacing it fails after `a.h` was already replaced.
+        std::fs::remove_file(dir.join("src/b.c")).unwrap();
+        std::fs::create_dir(dir.join("src/b.c")).unwrap();
+        std::fs::write(dir.join("src/b.c/keep"), "mine").unwrap();
+        let err = write(&dir, &files("2"), false).unwrap_err().to_string();
+        assert!(err.contains("b.c"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("a.h")).unwrap(),
+            "header 1\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join(MANIFEST)).unwrap(),
+            manifest_before
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("src/b.c/keep")).unwrap(),
+            "mine"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "a staging directory was left behind");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_new_directory_gets_ordinary_permissions() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("out");
+        write(&dir, &files("1"), false).unwrap();
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_ne!(mode & 0o055, 0, "mode {mode:o} is owner-only");
     }
 
     #[test]

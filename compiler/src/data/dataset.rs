@@ -73,17 +73,18 @@ impl Dataset {
 
 const IMAGE_EXTENSIONS: [&str; 8] = ["png", "jpg", "jpeg", "bmp", "pnm", "pbm", "pgm", "ppm"];
 
-/// Finds the layout under `root` and lists its samples, sorted by path. Only folder structure and
-/// file names are checked here (plus the header of every mask, whose size must equal its image's);
-/// images are decoded when loaded, where a bad file is reported by path.
+/// Finds the layout under `root` and lists its samples, sorted by path. Folder structure, file
+/// names and image headers are checked here (every image must share the first training image's
+/// size and channel count; every mask must have its image's size); pixels are decoded when
+/// loaded. A bad file is reported by path.
 pub fn open_dataset(root: &Path) -> Result<Dataset> {
     if !root.is_dir() {
         let why = if root.exists() {
             "is not a directory"
         } else {
-            "no such directory"
+            "does not exist"
         };
-        return Err(Error::input(root, format!("data set {why}")));
+        return Err(Error::input(root, format!("data set folder {why}")));
     }
     let train_dir = root.join("train");
     let test_dir = root.join("test");
@@ -126,7 +127,7 @@ pub fn open_dataset(root: &Path) -> Result<Dataset> {
     if train_images.is_empty() {
         return Err(Error::input(train_images_dir, "no training images"));
     }
-    let train = train_images
+    let train: Vec<Sample> = train_images
         .into_iter()
         .map(|path| Sample {
             path,
@@ -143,12 +144,48 @@ pub fn open_dataset(root: &Path) -> Result<Dataset> {
     } else {
         Vec::new()
     };
+    check_uniform_images(&train, &test)?;
     Ok(Dataset {
         root: root.to_path_buf(),
         layout,
         train,
         test,
     })
+}
+
+/// Every image of a data set must have the size and channel count of the first training image:
+/// the model has one input, and a stray thumbnail, mask or grayscale shot among colour images is
+/// a mistake that resizing would hide. Reads headers only; an unreadable image fails here.
+fn check_uniform_images(train: &[Sample], test: &[Sample]) -> Result<()> {
+    let describe = |(w, h, c): (u32, u32, u8)| {
+        let kind = match c {
+            1 => "gray",
+            2 => "gray+alpha",
+            3 => "RGB",
+            4 => "RGBA",
+            _ => "?",
+        };
+        format!("{w}x{h} with {c} channel(s) ({kind})")
+    };
+    let Some(first) = train.first() else {
+        return Ok(());
+    };
+    let reference = super::image_header(&first.path)?;
+    for sample in train.iter().chain(test).skip(1) {
+        let header = super::image_header(&sample.path)?;
+        if header != reference {
+            return Err(Error::input(
+                &sample.path,
+                format!(
+                    "image is {} but {} is {}; a data set's images must share one size and channel count",
+                    describe(header),
+                    first.path.display(),
+                    describe(reference)
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn mvtec_test(root: &Path, test_dir: &Path) -> Result<Vec<Sample>> {
@@ -539,11 +576,24 @@ mod tests {
             "{e}"
         );
 
-        // Unreadable image: reported at load time, by path, first failing in order.
+        // Unreadable image: reported by path, the first failing one in order.
         png(&root.join("h/train/good/a.png"), 8, 8);
         std::fs::write(root.join("h/train/good/b.png"), "garbage").unwrap();
         std::fs::write(root.join("h/train/good/c.png"), "garbage").unwrap();
-        let ds = open_dataset(&root.join("h")).unwrap();
+        let e = err(&root.join("h"));
+        assert!(e.contains("h/train/good/b.png"), "{e}");
+
+        // A header that reads but pixels that do not: reported at load time, first in order.
+        png(&root.join("t/train/good/a.png"), 8, 8);
+        for name in ["b.png", "c.png"] {
+            let bytes = std::fs::read(root.join("t/train/good/a.png")).unwrap();
+            std::fs::write(
+                root.join("t/train/good").join(name),
+                &bytes[..bytes.len() - 20],
+            )
+            .unwrap();
+        }
+        let ds = open_dataset(&root.join("t")).unwrap();
         let pre = Preprocess {
             width: 8,
             height: 8,
@@ -552,6 +602,30 @@ mod tests {
             scaling: Scaling::Unit,
         };
         let e = load_all(&pre, &ds.train).unwrap_err().to_string();
-        assert!(e.contains("h/train/good/b.png"), "{e}");
+        assert!(e.contains("t/train/good/b.png"), "{e}");
+
+        // Mixed sizes and channel counts, in training or test images.
+        png(&root.join("i/train/good/a.png"), 8, 8);
+        png(&root.join("i/train/good/b.png"), 8, 9);
+        let e = err(&root.join("i"));
+        assert!(
+            e.contains("i/train/good/b.png")
+                && e.contains("8x9")
+                && e.contains("i/train/good/a.png"),
+            "{e}"
+        );
+        png(&root.join("j/train/good/a.png"), 8, 8);
+        png(&root.join("j/test/good/a.png"), 8, 8);
+        std::fs::create_dir_all(root.join("j/test/hole")).unwrap();
+        image::GrayImage::new(8, 8)
+            .save(root.join("j/test/hole/b.png"))
+            .unwrap();
+        let e = err(&root.join("j"));
+        assert!(
+            e.contains("j/test/hole/b.png")
+                && e.contains("1 channel(s) (gray)")
+                && e.contains("(RGB)"),
+            "{e}"
+        );
     }
 }

@@ -94,10 +94,18 @@ impl Preprocess {
     /// (ITU-R 601, rounded to u8), then resizes it bilinearly to `width x height`: interleaved HWC
     /// bytes. An unreadable, truncated or non-image file is an error naming `path`.
     pub fn load_pixels(&self, path: &Path) -> Result<Vec<u8>> {
-        let image = decode(path)?;
+        self.pixels_of(&decode(path)?)
+    }
+
+    /// [`Preprocess::load_pixels`] on a file already in memory; `path` only names it in messages.
+    pub fn load_pixels_from_bytes(&self, path: &Path, bytes: &[u8]) -> Result<Vec<u8>> {
+        self.pixels_of(&decode_bytes(path, bytes)?)
+    }
+
+    fn pixels_of(&self, image: &DynamicImage) -> Result<Vec<u8>> {
         let (w, h) = (self.width as u32, self.height as u32);
         Ok(match self.channels {
-            1 => self.fit(&to_luma(&image), w, h).into_raw(),
+            1 => self.fit(&to_luma(image), w, h).into_raw(),
             3 => self.fit(&image.to_rgb8(), w, h).into_raw(),
             n => {
                 return Err(Error::usage(format!(
@@ -166,13 +174,63 @@ impl Preprocess {
     }
 }
 
-fn decode(path: &Path) -> Result<DynamicImage> {
-    image::ImageReader::open(path)
-        .map_err(|e| Error::io(path, e))?
+/// Largest image side decoded; with the decoder's allocation limit, this keeps a header that
+/// claims a huge image from making the decoder allocate gigabytes.
+const MAX_IMAGE_SIDE: u32 = 16384;
+const MAX_DECODE_BYTES: u64 = 512 << 20;
+
+fn decode_limits() -> image::Limits {
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    limits
+}
+
+/// A reader for `path` whose format is recognised by content (the extension is the fallback),
+/// with the decoding limits set.
+fn image_reader<R: std::io::BufRead + std::io::Seek>(
+    path: &Path,
+    reader: image::ImageReader<R>,
+) -> Result<image::ImageReader<R>> {
+    let mut reader = reader
         .with_guessed_format()
-        .map_err(|e| Error::io(path, e))?
+        .map_err(|e| Error::io(path, e))?;
+    if reader.format().is_none() {
+        if let Ok(format) = image::ImageFormat::from_path(path) {
+            reader.set_format(format);
+        }
+    }
+    reader.limits(decode_limits());
+    Ok(reader)
+}
+
+fn decode(path: &Path) -> Result<DynamicImage> {
+    let reader = image::ImageReader::open(path).map_err(|e| Error::io(path, e))?;
+    image_reader(path, reader)?
         .decode()
         .map_err(|e| Error::input(path, format!("cannot decode image: {e}")))
+}
+
+fn decode_bytes(path: &Path, bytes: &[u8]) -> Result<DynamicImage> {
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes));
+    image_reader(path, reader)?
+        .decode()
+        .map_err(|e| Error::input(path, format!("cannot decode image: {e}")))
+}
+
+/// An image's width, height and channel count, read from its header only.
+pub fn image_header(path: &Path) -> Result<(u32, u32, u8)> {
+    let reader = image::ImageReader::open(path).map_err(|e| Error::io(path, e))?;
+    let decoder = image_reader(path, reader)?
+        .into_decoder()
+        .map_err(|e| Error::input(path, format!("cannot decode image: {e}")))?;
+    let (w, h) = image::ImageDecoder::dimensions(&decoder);
+    Ok((
+        w,
+        h,
+        image::ImageDecoder::color_type(&decoder).channel_count(),
+    ))
 }
 
 /// ITU-R 601 luma of an RGB byte triple, rounded to the nearest byte.

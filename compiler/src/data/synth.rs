@@ -442,25 +442,24 @@ pub fn write_dataset(options: &SynthOptions, out: &Path, force: bool) -> Result<
         _ => PathBuf::from("."),
     };
     std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
-    let temp = tempfile::Builder::new()
-        .prefix(".fomo-ad-synth-")
-        .tempdir_in(&parent)
-        .map_err(|e| Error::io(&parent, e))?;
+    let temp = crate::atomic::staging_dir(&parent, ".fomo-ad-synth-")?;
     let summary = write_into(options, temp.path())?;
-    let built = temp.keep();
     if replace {
-        // Move the old folder aside first so `out` is never missing a complete data set for long.
-        let old = tempfile::Builder::new()
-            .prefix(".fomo-ad-synth-old-")
-            .tempdir_in(&parent)
-            .map_err(|e| Error::io(&parent, e))?;
+        // Move the old folder aside first so `out` is never missing a complete data set for long,
+        // and put it back if the new one cannot take its place.
+        let old = crate::atomic::staging_dir(&parent, ".fomo-ad-synth-old-")?;
         let aside = old.path().join("old");
         std::fs::rename(out, &aside).map_err(|e| Error::io(out, e))?;
-        std::fs::rename(&built, out).map_err(|e| Error::io(out, e))?;
+        if let Err(e) = std::fs::rename(temp.path(), out) {
+            let _ = std::fs::rename(&aside, out);
+            return Err(Error::io(out, e));
+        }
         drop(old); // deletes the previous data set
     } else {
-        std::fs::rename(&built, out).map_err(|e| Error::io(out, e))?;
+        std::fs::rename(temp.path(), out).map_err(|e| Error::io(out, e))?;
     }
+    // The temporary directory is now `out`: it must not be cleaned up.
+    let _ = temp.keep();
     Ok(summary)
 }
 

@@ -56,15 +56,21 @@ struct Prepared {
     output_tensor: String,
 }
 
-/// Parses, checks ops, fixes the input shape, applies the cut and types the graph.
-fn prepare(path: &Path, bytes: &[u8], options: &BackboneOptions) -> Result<Prepared> {
+/// Parses the protobuf.
+fn parse(path: &Path, bytes: &[u8]) -> Result<ModelProto> {
+    tract_onnx::onnx()
+        .proto_model_for_read(&mut &bytes[..])
+        .map_err(|e| {
+            Error::input(
+                path,
+                format!("not a readable ONNX model ({})", root_cause(&e)),
+            )
+        })
+}
+
+/// Checks ops, fixes the input shape, applies the cut and types the graph.
+fn prepare(path: &Path, proto: &ModelProto, options: &BackboneOptions) -> Result<Prepared> {
     let onnx = tract_onnx::onnx();
-    let proto = onnx.proto_model_for_read(&mut &bytes[..]).map_err(|e| {
-        Error::input(
-            path,
-            format!("not a readable ONNX model ({})", root_cause(&e)),
-        )
-    })?;
     let graph_proto = proto
         .graph
         .as_ref()
@@ -75,7 +81,7 @@ fn prepare(path: &Path, bytes: &[u8], options: &BackboneOptions) -> Result<Prepa
             "not a readable ONNX model (its graph has no nodes)",
         ));
     }
-    let catalogue = NodeCatalogue::new(&proto);
+    let catalogue = NodeCatalogue::new(proto);
     let output_tensor = match &options.cut {
         Some(cut) => catalogue.resolve_cut(cut).ok_or_else(|| {
             Error::input(path, format!("--cut `{}`: no node or tensor of that name (try `fomo-ad inspect --backbone` to list them)", crate::error::one_line(cut)))
@@ -87,7 +93,7 @@ fn prepare(path: &Path, bytes: &[u8], options: &BackboneOptions) -> Result<Prepa
     };
     catalogue.check_supported(path, &output_tensor)?;
 
-    let mut model = onnx.model_for_proto_model(&proto).map_err(|e| {
+    let mut model = onnx.model_for_proto_model(proto).map_err(|e| {
         Error::input(
             path,
             format!("cannot translate the ONNX graph ({})", root_cause(&e)),
@@ -122,6 +128,15 @@ fn prepare(path: &Path, bytes: &[u8], options: &BackboneOptions) -> Result<Prepa
         return Err(Error::input(
             path,
             format!("input size {width}x{height} is not a multiple of 8"),
+        ));
+    }
+    if width > super::MAX_INPUT_SIDE || height > super::MAX_INPUT_SIDE {
+        return Err(Error::input(
+            path,
+            format!(
+                "input size {width}x{height} is larger than {max}x{max}, the largest fomo-ad accepts (pass --input-size)",
+                max = super::MAX_INPUT_SIDE
+            ),
         ));
     }
     let shape: [usize; 4] = match layout {
@@ -193,13 +208,38 @@ fn load_with_model(
     options: &BackboneOptions,
 ) -> Result<(Backbone, TypedModel)> {
     let sha256 = hex::encode(Sha256::digest(bytes));
-    let Prepared {
-        typed,
-        catalogue,
-        layout,
-        output_tensor,
-    } = prepare(path, bytes, options)?;
-    let graph = Lowering::new(path, &typed, &catalogue, layout)?.run()?;
+    let proto = crate::error::catch_panic(path, "tract", || parse(path, bytes))?;
+    lower_proto(path, &proto, sha256, options)
+}
+
+/// Lowers a backbone given as an ONNX protobuf structure rather than bytes (the structured fuzz
+/// target builds graphs this way); `sha256` is recorded as given.
+#[doc(hidden)]
+pub fn load_backbone_proto(
+    path: &Path,
+    proto: &ModelProto,
+    sha256: String,
+    options: &BackboneOptions,
+) -> Result<Backbone> {
+    lower_proto(path, proto, sha256, options).map(|(backbone, _)| backbone)
+}
+
+fn lower_proto(
+    path: &Path,
+    proto: &ModelProto,
+    sha256: String,
+    options: &BackboneOptions,
+) -> Result<(Backbone, TypedModel)> {
+    let (graph, typed, feature_node) = crate::error::catch_panic(path, "tract", || {
+        let Prepared {
+            typed,
+            catalogue,
+            layout,
+            output_tensor,
+        } = prepare(path, proto, options)?;
+        let graph = Lowering::new(path, &typed, &catalogue, layout)?.run()?;
+        Ok((graph, typed, catalogue.producer_name(&output_tensor)))
+    })?;
     graph.validate().map_err(|e| {
         Error::input(
             path,
@@ -210,7 +250,7 @@ fn load_with_model(
         graph,
         path: path.to_path_buf(),
         sha256,
-        feature_node: catalogue.producer_name(&output_tensor),
+        feature_node,
     };
     Ok((backbone, typed))
 }
@@ -248,10 +288,12 @@ impl TractRunner {
     pub fn new(path: &Path, bytes: &[u8], options: &BackboneOptions) -> Result<TractRunner> {
         let fail = |e: TractError| Error::input(path, format!("tract: {}", root_cause(&e)));
         let (backbone, typed) = load_with_model(path, bytes, options)?;
-        let plan = typed
-            .into_optimized()
-            .and_then(|m| m.into_runnable())
-            .map_err(fail)?;
+        let plan = crate::error::catch_panic(path, "tract", || {
+            typed
+                .into_optimized()
+                .and_then(|m| m.into_runnable())
+                .map_err(fail)
+        })?;
         Ok(TractRunner {
             path: path.to_path_buf(),
             state: plan.spawn().map_err(fail)?,
@@ -782,6 +824,9 @@ impl<'a> Lowering<'a> {
                 }
             }
         };
+        if weights.iter().chain(&bias).any(|v| !v.is_finite()) {
+            return Err(self.unsupported(node, "weights or bias hold NaN or infinity"));
+        }
         let op = Conv {
             in_channels,
             out_channels,
@@ -839,6 +884,17 @@ impl<'a> Lowering<'a> {
         };
         let ((input, axes), channels) = (activation, self.graph.shape(activation.0).c);
         let values = self.per_channel(node, &constant, axes, channels)?;
+        let scaling = !matches!(op, "Max" | "Min");
+        if scaling
+            && values
+                .iter()
+                .any(|v| !v.is_finite() || (op == "Div" && *v == 0.0))
+        {
+            return Err(self.unsupported(
+                node,
+                format!("{op} by a constant that is infinite or a zero divisor"),
+            ));
+        }
         let affine =
             |scale: Vec<f32>, bias: Vec<f32>| Op::ChannelAffine(ChannelAffine { scale, bias });
         let op = match (op, constant_first) {
@@ -884,6 +940,10 @@ impl<'a> Lowering<'a> {
         channels: usize,
     ) -> Result<Vec<f32>> {
         let values = f32_values(constant).map_err(|e| self.unsupported(node, root_cause(&e)))?;
+        // Clamps use infinite bounds (Relu is Max(x, 0) with no upper one), but NaN is never valid.
+        if values.iter().any(|v| v.is_nan()) {
+            return Err(self.unsupported(node, "constant operand holds NaN"));
+        }
         let shape = constant.shape();
         if shape.len() > 4 {
             return Err(self.unsupported(node, "constant of rank above 4"));

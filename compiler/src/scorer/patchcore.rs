@@ -276,6 +276,16 @@ pub fn fit_patchcore(
         ));
     }
     let shape = check_training_features(features)?;
+    if opts.pool_size >= 2 * shape.h.max(shape.w) {
+        // A wider window sees nothing more, and its cost grows with its area.
+        return Err(format!(
+            "PatchCore pool size {} is larger than a {}x{} feature grid can use (at most {})",
+            opts.pool_size,
+            shape.h,
+            shape.w,
+            2 * shape.h.max(shape.w) - 1
+        ));
+    }
     let dim = shape.c;
     let patches: Vec<f32> = features
         .par_iter()

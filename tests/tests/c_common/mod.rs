@@ -92,6 +92,7 @@ pub fn compile(dir: &Path, sources: &[&str], defines: &[String], name: &str) -> 
         .current_dir(dir)
         .args(STRICT_FLAGS)
         .arg("-O2")
+        .args(fomo_ad::codegen::harness::sanitizer_flags())
         .args(defines)
         .args(sources)
         .arg("-o")

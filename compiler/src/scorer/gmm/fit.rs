@@ -63,6 +63,12 @@ pub fn fit_gmm(
         return Err("GMM projection dimension must be >= 1".into());
     }
     let channels = features.first().map_or(0, |t| t.shape.c);
+    if let Some(p) = opts.projection_dim.filter(|&p| p > channels) {
+        // Projecting up adds no information, and the covariances grow with its square.
+        return Err(format!(
+            "GMM projection dimension {p} exceeds the {channels} feature channels"
+        ));
+    }
     let mut seeds = rng(opts.seed);
     let projection_seed: u64 = seeds.random();
     let kmeans_seed: u64 = seeds.random();
