@@ -292,6 +292,17 @@ fn bad_inputs_are_one_line_errors_with_exit_code_2_and_leave_nothing_behind() {
         .save(p("mixed_channels/train/good/zz.png"))
         .expect("writable");
 
+    train_only(&data, &p("bomb"));
+    let mut bmp = std::io::Cursor::new(Vec::new());
+    image::RgbImage::new(2, 2)
+        .write_to(&mut bmp, image::ImageFormat::Bmp)
+        .expect("encodes in memory");
+    let mut bomb = bmp.into_inner();
+    // Width and height fields of the BMP header: a 70-byte file claiming 6000x6000 pixels.
+    bomb[18..22].copy_from_slice(&6000i32.to_le_bytes());
+    bomb[22..26].copy_from_slice(&6000i32.to_le_bytes());
+    std::fs::write(p("bomb/train/good/zz.bmp"), &bomb).expect("writable");
+
     // Output places.
     let file = p("a_file");
     std::fs::write(&file, b"keep me").expect("writable");
@@ -376,6 +387,7 @@ fn bad_inputs_are_one_line_errors_with_exit_code_2_and_leave_nothing_behind() {
         case("not an image file name", &train("text_file"), &["text_file/train/good/notes.txt", "not an image file"]),
         case("mixed sizes", &train("mixed_sizes"), &["mixed_sizes/train/good/zz.png", "50x70", "96x96"]),
         case("mixed channel counts", &train("mixed_channels"), &["mixed_channels/train/good/zz.png", "(gray)", "(RGB)"]),
+        case("decompression bomb", &train("bomb"), &["bomb/train/good/zz.bmp", "6000x6000", "can hold"]),
         case("score a non-image", &["score", "--model", &pc_s, &s(&file)], &["a_file", "cannot decode image"]),
         case("verify without generated code", &["verify", "--model", &pc_s, "--lang", "c", "--generated", &model("nowhere"), "--data", &data_s], &["nowhere", "No such file"]),
         // Training options a data set cannot support.

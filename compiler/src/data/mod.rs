@@ -174,9 +174,18 @@ impl Preprocess {
     }
 }
 
-/// Largest image side decoded; with the decoder's allocation limit, this keeps a header that
-/// claims a huge image from making the decoder allocate gigabytes.
-const MAX_IMAGE_SIDE: u32 = 16384;
+/// Decompression-bomb limits. A header states an image's size before any pixel is read, so a
+/// file of a few hundred bytes can claim 13000x13000 pixels (a fuzzer found one: 16 s and 1 GB to
+/// score it). Refused from the header, before decoding:
+/// - more than [`MAX_IMAGE_PIXELS`] (67 M, e.g. 8192x8192; Pillow warns at 89 M), or a side over
+///   [`MAX_IMAGE_SIDE`];
+/// - more than [`MAX_PIXELS_PER_BYTE`] pixels per byte of file. No real PNG, JPEG, BMP or PNM
+///   comes near: deflate compresses at most ~1032:1, so even a 1-bit PNG stays under ~8300 pixels
+///   per byte, and a JPEG spends at least a bit per 8x8 block (512 pixels per byte).
+pub const MAX_IMAGE_PIXELS: u64 = 1 << 26;
+pub const MAX_IMAGE_SIDE: u32 = 16384;
+pub const MAX_PIXELS_PER_BYTE: u64 = 16384;
+/// The decoder's own allocation limit (a 67 M-pixel RGBA image is 268 MB).
 const MAX_DECODE_BYTES: u64 = 512 << 20;
 
 fn decode_limits() -> image::Limits {
@@ -187,12 +196,13 @@ fn decode_limits() -> image::Limits {
     limits
 }
 
-/// A reader for `path` whose format is recognised by content (the extension is the fallback),
-/// with the decoding limits set.
-fn image_reader<R: std::io::BufRead + std::io::Seek>(
+/// A decoder for `path` whose format is recognised by content (the extension is the fallback),
+/// with the limits checked against the header; `file_len` is the file's size in bytes.
+fn image_decoder<'a, R: std::io::BufRead + std::io::Seek + 'a>(
     path: &Path,
     reader: image::ImageReader<R>,
-) -> Result<image::ImageReader<R>> {
+    file_len: u64,
+) -> Result<impl image::ImageDecoder + 'a> {
     let mut reader = reader
         .with_guessed_format()
         .map_err(|e| Error::io(path, e))?;
@@ -202,29 +212,57 @@ fn image_reader<R: std::io::BufRead + std::io::Seek>(
         }
     }
     reader.limits(decode_limits());
-    Ok(reader)
+    let decoder = reader.into_decoder().map_err(|e| cannot_decode(path, e))?;
+    let (w, h) = image::ImageDecoder::dimensions(&decoder);
+    let pixels = u64::from(w) * u64::from(h);
+    if pixels > MAX_IMAGE_PIXELS {
+        return Err(Error::input(
+            path,
+            format!("image is {w}x{h}, more than the {MAX_IMAGE_PIXELS} pixels fomo-ad decodes"),
+        ));
+    }
+    // `ImageReader::decode` reserves this against the limits; decoding from the decoder must too.
+    if image::ImageDecoder::total_bytes(&decoder) > MAX_DECODE_BYTES {
+        return Err(Error::input(
+            path,
+            format!("image is {w}x{h}, more than {MAX_DECODE_BYTES} bytes decoded"),
+        ));
+    }
+    if pixels > file_len.max(1).saturating_mul(MAX_PIXELS_PER_BYTE) {
+        return Err(Error::input(
+            path,
+            format!("image header claims {w}x{h} pixels, far more than a {file_len}-byte file can hold (truncated or forged)"),
+        ));
+    }
+    Ok(decoder)
+}
+
+fn cannot_decode(path: &Path, e: image::ImageError) -> Error {
+    Error::input(path, format!("cannot decode image: {e}"))
+}
+
+fn open_decoder(path: &Path) -> Result<impl image::ImageDecoder> {
+    let file_len = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
+    let reader = image::ImageReader::open(path).map_err(|e| Error::io(path, e))?;
+    image_decoder(path, reader, file_len)
 }
 
 fn decode(path: &Path) -> Result<DynamicImage> {
-    let reader = image::ImageReader::open(path).map_err(|e| Error::io(path, e))?;
-    image_reader(path, reader)?
-        .decode()
-        .map_err(|e| Error::input(path, format!("cannot decode image: {e}")))
+    DynamicImage::from_decoder(open_decoder(path)?).map_err(|e| cannot_decode(path, e))
 }
 
 fn decode_bytes(path: &Path, bytes: &[u8]) -> Result<DynamicImage> {
     let reader = image::ImageReader::new(std::io::Cursor::new(bytes));
-    image_reader(path, reader)?
-        .decode()
-        .map_err(|e| Error::input(path, format!("cannot decode image: {e}")))
+    let decoder = image_decoder(path, reader, bytes.len() as u64)?;
+    DynamicImage::from_decoder(decoder).map_err(|e| cannot_decode(path, e))
 }
 
-/// An image's width, height and channel count, read from its header only.
+/// An image's width, height and channel count, read from its header only (with the limits of
+/// decoding checked).
 pub fn image_header(path: &Path) -> Result<(u32, u32, u8)> {
-    let reader = image::ImageReader::open(path).map_err(|e| Error::io(path, e))?;
-    let decoder = image_reader(path, reader)?
-        .into_decoder()
-        .map_err(|e| Error::input(path, format!("cannot decode image: {e}")))?;
+    let decoder = open_decoder(path)?;
     let (w, h) = image::ImageDecoder::dimensions(&decoder);
     Ok((
         w,
@@ -396,6 +434,45 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("missing.png"), "{err}");
+    }
+
+    #[test]
+    fn headers_claiming_more_pixels_than_the_file_can_hold_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = pre(8, 8, 1, Resize::Squash, Scaling::Unit);
+        // A real, highly compressed image (2048x2048 black PNG, ~1000 pixels per byte) loads.
+        let black = dir.path().join("black.png");
+        let mut png = Vec::new();
+        image::GrayImage::new(2048, 2048)
+            .write_with_encoder(image::codecs::png::PngEncoder::new_with_quality(
+                &mut png,
+                image::codecs::png::CompressionType::Best,
+                image::codecs::png::FilterType::NoFilter,
+            ))
+            .unwrap();
+        std::fs::write(&black, &png).unwrap();
+        assert!(p.load(&black).is_ok(), "{} bytes", png.len());
+        // A 2x2 BMP whose header is patched (width and height at bytes 18 and 22) to claim
+        // millions of pixels: refused from the header, before anything is allocated.
+        let mut bmp = std::io::Cursor::new(Vec::new());
+        image::RgbImage::new(2, 2)
+            .write_to(&mut bmp, image::ImageFormat::Bmp)
+            .unwrap();
+        let bmp = bmp.into_inner();
+        for (side, needle) in [(6000i32, "can hold"), (10000, "pixels fomo-ad decodes")] {
+            let mut forged = bmp.clone();
+            forged[18..22].copy_from_slice(&side.to_le_bytes());
+            forged[22..26].copy_from_slice(&side.to_le_bytes());
+            let path = dir.path().join(format!("forged{side}.bmp"));
+            std::fs::write(&path, &forged).unwrap();
+            let err = p.load(&path).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("forged{side}.bmp")) && err.contains(needle),
+                "{err}"
+            );
+            let err = image_header(&path).unwrap_err().to_string();
+            assert!(err.contains(needle), "{err}");
+        }
     }
 
     #[test]
