@@ -19,11 +19,14 @@ impl Clamp {
     pub fn apply(&self, x: f32) -> f32 {
         x.max(self.min).min(self.max)
     }
-    /// Clamping twice is clamping once to the intersection.
+    /// Clamping twice is clamping once to the first range's ends as the second clamps them: the
+    /// intersection when the ranges overlap, a constant when they do not (the intersection would
+    /// then be empty, and clamping to it wrong; the ONNX fuzzer found `Clip(min=-0.45)` then
+    /// `Clip(max=-0.5)` then `Relu` fused into a clamp to [0, -0.5]).
     pub fn then(self, next: Clamp) -> Clamp {
         Clamp {
-            min: self.min.max(next.min),
-            max: self.max.min(next.max),
+            min: next.apply(self.min),
+            max: next.apply(self.max),
         }
     }
     pub fn name(&self) -> String {
@@ -53,5 +56,44 @@ impl Operator for Clamp {
             output,
             inputs[0].data.iter().map(|&x| self.apply(x)).collect(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Clamp;
+
+    /// `a.then(b)` must compute `b(a(x))` for overlapping, nested and disjoint ranges.
+    #[test]
+    fn merged_clamps_compute_the_composition() {
+        let ranges = [
+            Clamp::RELU,
+            Clamp::RELU6,
+            Clamp {
+                min: -0.453125,
+                max: f32::INFINITY,
+            },
+            Clamp {
+                min: f32::NEG_INFINITY,
+                max: -0.5,
+            },
+            Clamp { min: 2.0, max: 3.0 },
+            Clamp {
+                min: -1.0,
+                max: 1.0,
+            },
+        ];
+        for a in ranges {
+            for b in ranges {
+                let merged = a.then(b);
+                for x in [-10.0f32, -0.5, -0.46, 0.0, 0.5, 2.5, 6.0, 10.0] {
+                    assert_eq!(
+                        merged.apply(x),
+                        b.apply(a.apply(x)),
+                        "{a:?} then {b:?} at {x}"
+                    );
+                }
+            }
+        }
     }
 }
