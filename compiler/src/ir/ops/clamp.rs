@@ -19,11 +19,13 @@ impl Clamp {
     pub fn apply(&self, x: f32) -> f32 {
         x.max(self.min).min(self.max)
     }
-    /// Clamping twice is clamping once to the intersection.
+    /// Clamping twice is clamping once to the first range's ends clamped by the second: not the
+    /// intersection, which is empty when the ranges are disjoint (Clip(-0.5, -0.45) then Relu is
+    /// 0 everywhere; the onnx_graph fuzzer found the intersection giving -0.45).
     pub fn then(self, next: Clamp) -> Clamp {
         Clamp {
-            min: self.min.max(next.min),
-            max: self.max.min(next.max),
+            min: next.apply(self.min),
+            max: next.apply(self.max),
         }
     }
     pub fn name(&self) -> String {
@@ -53,5 +55,40 @@ impl Operator for Clamp {
             output,
             inputs[0].data.iter().map(|&x| self.apply(x)).collect(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clamping_twice_equals_the_merged_clamp_even_for_disjoint_ranges() {
+        let ranges = [
+            Clamp::RELU,
+            Clamp::RELU6,
+            Clamp {
+                min: -0.5,
+                max: -0.45,
+            },
+            Clamp { min: 2.0, max: 9.0 },
+            Clamp {
+                min: f32::NEG_INFINITY,
+                max: -1.0,
+            },
+            Clamp { min: 1.0, max: 0.5 }, // min above max: everything becomes max
+        ];
+        for first in ranges {
+            for second in ranges {
+                let merged = first.then(second);
+                for x in [-10.0, -0.48, -0.1, 0.0, 0.7, 3.0, 7.0, 100.0, f32::INFINITY] {
+                    assert_eq!(
+                        merged.apply(x),
+                        second.apply(first.apply(x)),
+                        "{first:?} then {second:?} at {x}"
+                    );
+                }
+            }
+        }
     }
 }
