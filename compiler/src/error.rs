@@ -76,9 +76,9 @@ thread_local! {
     static CATCHING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
-/// Runs third-party code (tract) on untrusted input: a malformed file must not crash fomo-ad even
-/// where that code panics, so a panic becomes an error naming the file. Panic hooks can ask
-/// [`panic_is_caught`] to stay quiet meanwhile.
+/// Runs third-party code (tract, the image decoders) on untrusted input: a malformed file must
+/// not crash fomo-ad even where that code panics, so a panic becomes an error naming the file.
+/// Panic hooks can ask [`panic_is_caught`] to stay quiet meanwhile.
 pub fn catch_panic<T>(path: &Path, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     CATCHING.with(|c| c.set(c.get() + 1));
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));

@@ -303,6 +303,20 @@ fn bad_inputs_are_one_line_errors_with_exit_code_2_and_leave_nothing_behind() {
     bomb[22..26].copy_from_slice(&6000i32.to_le_bytes());
     std::fs::write(p("bomb/train/good/zz.bmp"), &bomb).expect("writable");
 
+    // A JPEG on which the decoder itself panics (found by the image fuzzer; the first byte of
+    // the fuzz input is the target's options byte).
+    let panicking =
+        std::fs::read(repo().join("fuzz/regressions/image/jpeg-zune-avx2-idct-unwrap-panic"))
+            .expect("the regression input is committed");
+    std::fs::write(p("decoder_panics.jpg"), &panicking[1..]).expect("writable");
+    // Its header says 12x9 RGB: so does the other image of this data set, so that it is decoded.
+    png(&p("decoder_panic/train/good/a.png"), 12, 9);
+    std::fs::copy(
+        p("decoder_panics.jpg"),
+        p("decoder_panic/train/good/zz.jpg"),
+    )
+    .expect("copy");
+
     // Output places.
     let file = p("a_file");
     std::fs::write(&file, b"keep me").expect("writable");
@@ -388,6 +402,8 @@ fn bad_inputs_are_one_line_errors_with_exit_code_2_and_leave_nothing_behind() {
         case("mixed sizes", &train("mixed_sizes"), &["mixed_sizes/train/good/zz.png", "50x70", "96x96"]),
         case("mixed channel counts", &train("mixed_channels"), &["mixed_channels/train/good/zz.png", "(gray)", "(RGB)"]),
         case("decompression bomb", &train("bomb"), &["bomb/train/good/zz.bmp", "6000x6000", "can hold"]),
+        case("decoder panics (score)", &["score", "--model", &pc_s, &model("decoder_panics.jpg")], &["decoder_panics.jpg", "the image decoder failed on this file"]),
+        case("decoder panics (train, in a worker thread)", &train("decoder_panic"), &["decoder_panic/train/good/zz.jpg", "the image decoder failed"]),
         case("score a non-image", &["score", "--model", &pc_s, &s(&file)], &["a_file", "cannot decode image"]),
         case("verify without generated code", &["verify", "--model", &pc_s, "--lang", "c", "--generated", &model("nowhere"), "--data", &data_s], &["nowhere", "No such file"]),
         // Training options a data set cannot support.
