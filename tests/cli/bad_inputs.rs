@@ -389,6 +389,7 @@ fn bad_inputs_are_one_line_errors_with_exit_code_2_and_leave_nothing_behind() {
         case("second input", &["train", "--backbone", &fixture("two_inputs.onnx"), "--data", &data_s, "--scorer", "patchcore", "--out", &new_model], &["two_inputs.onnx", "2 inputs"]),
         case("not ONNX", &["inspect", "--backbone", &fixture("not_onnx.onnx")], &["not_onnx.onnx", "not a readable ONNX model"]),
         case("truncated ONNX", &["inspect", "--backbone", &fixture("truncated.onnx")], &["truncated.onnx", "not a readable ONNX model"]),
+        case("contradicting shapes", &["inspect", "--backbone", &fixture("inconsistent_shapes.onnx")], &["inconsistent_shapes.onnx", "`mismatched_add`", "do not broadcast"]),
         case("input too large", &["inspect", "--input-size", "4096x4096"], &["--input-size", "at most 2048"]),
         // Data sets and images.
         case("missing data folder", &["train", "--data", &model("nowhere"), "--scorer", "gmm", "--out", &new_model], &["nowhere", "does not exist"]),

@@ -29,6 +29,17 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
 
 /// Runs `target` on `data`: whether it was accepted; a panic is returned as its message.
 fn try_run(target: &str, data: &[u8]) -> Result<bool, String> {
+    // Panics that fomo-ad catches itself (inside tract or an image decoder) are errors, not
+    // findings: keep their reports (with backtraces when RUST_BACKTRACE is set) out of the log.
+    static QUIET: std::sync::Once = std::sync::Once::new();
+    QUIET.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !fomo_ad::error::panic_is_caught() {
+                default(info);
+            }
+        }));
+    });
     std::panic::catch_unwind(|| run(target, data))
         .map_err(|payload| fomo_ad::error::panic_message(&*payload))
 }

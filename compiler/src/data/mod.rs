@@ -214,6 +214,13 @@ fn image_decoder<'a, R: std::io::BufRead + std::io::Seek + 'a>(
     reader.limits(decode_limits());
     let decoder = reader.into_decoder().map_err(|e| cannot_decode(path, e))?;
     let (w, h) = image::ImageDecoder::dimensions(&decoder);
+    if w == 0 || h == 0 {
+        // A PNM header may say 0 (the image fuzzer found one); cropping it would divide by zero.
+        return Err(Error::input(
+            path,
+            format!("image is {w}x{h}: it has no pixels"),
+        ));
+    }
     let pixels = u64::from(w) * u64::from(h);
     if pixels > MAX_IMAGE_PIXELS {
         return Err(Error::input(

@@ -1,6 +1,7 @@
 //! Front end: ONNX (through tract) into the IR. This is the only module that knows tract.
 
 mod onnx;
+mod shapes;
 
 pub use onnx::{
     load_backbone, load_backbone_bytes, load_backbone_proto, run_with_tract, Backbone,

@@ -143,6 +143,9 @@ fn prepare(path: &Path, proto: &ModelProto, options: &BackboneOptions) -> Result
         InputLayout::Nchw => [1, channels, height, width],
         InputLayout::Nhwc => [1, height, width, channels],
     };
+    // Before tract's shape solver, which does not fail on contradicting shapes but grows without
+    // bound on them.
+    super::shapes::check(path, graph_proto, &input_name, &shape)?;
     model
         .set_input_fact(0, f32::fact(shape).into())
         .map_err(|e| {
