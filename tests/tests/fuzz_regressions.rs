@@ -4,6 +4,7 @@
 //! regression without a libFuzzer build (see fuzz/README.md).
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fomo_ad::fuzz::{run, seeds, TARGETS};
@@ -166,6 +167,53 @@ fn mutate(data: &[u8], other: &[u8], rng: &mut Rng) -> Vec<u8> {
     out
 }
 
+/// One input that runs longer than this is a hang (libFuzzer's `-timeout` in fuzz/run.sh is 30 s
+/// too); the slowest accepted inputs take well under a second.
+const HANG_SECONDS: u64 = 30;
+
+/// Turns a hanging input into a failure naming it: a loop that never ends (an unbounded shape
+/// solver, a decoder spinning on a corrupt header) would otherwise run until CI's time limit, with
+/// nothing in the log saying which input it was.
+struct Watchdog {
+    current: Arc<Mutex<Option<(Instant, &'static str, Vec<u8>)>>>,
+}
+
+impl Watchdog {
+    fn start(limit: Duration) -> Watchdog {
+        let current: Arc<Mutex<Option<(Instant, &'static str, Vec<u8>)>>> = Arc::default();
+        let watched = Arc::clone(&current);
+        std::thread::spawn(move || loop {
+            std::thread::sleep(Duration::from_millis(250));
+            // A poisoned lock means the test thread panicked: the failure is reported already.
+            let Ok(guard) = watched.lock() else { return };
+            if let Some((since, target, input)) = guard.as_ref() {
+                if since.elapsed() > limit {
+                    let saved = std::env::temp_dir().join(format!("fomo-ad-{target}-hang"));
+                    let written = std::fs::write(&saved, input).is_ok();
+                    eprintln!(
+                        "{target} ran for more than {} s on a mutated input (saved as {}{}; add it to fuzz/regressions/{target}/)",
+                        limit.as_secs(),
+                        saved.display(),
+                        if written { "" } else { ": could not write it" },
+                    );
+                    // The hanging call cannot be interrupted from here; abort fails the test.
+                    std::process::abort();
+                }
+            }
+        });
+        Watchdog { current }
+    }
+
+    fn arm(&self, target: &'static str, input: &[u8]) {
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((Instant::now(), target, input.to_vec()));
+    }
+
+    fn disarm(&self) {
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
 /// A short seeded mutation run per target (no coverage guidance: the cheap check CI can afford
 /// on every run; the real fuzzing is cargo-fuzz, see fuzz/README.md). FOMO_AD_FUZZ_SECONDS sets
 /// the time per target (default 3).
@@ -176,6 +224,7 @@ fn short_mutation_run_finds_no_crash() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
     let inputs = replay_inputs();
+    let watchdog = Watchdog::start(Duration::from_secs(HANG_SECONDS));
     let mut report = Vec::new();
     for target in TARGETS {
         let corpus: Vec<Vec<u8>> = inputs
@@ -191,7 +240,10 @@ fn short_mutation_run_finds_no_crash() {
             let base = &corpus[(rng.next_u64() % corpus.len() as u64) as usize];
             let other = &corpus[(rng.next_u64() % corpus.len() as u64) as usize];
             let input = mutate(base, other, &mut rng);
-            if let Err(message) = try_run(target, &input) {
+            watchdog.arm(target, &input);
+            let outcome = try_run(target, &input);
+            watchdog.disarm();
+            if let Err(message) = outcome {
                 let saved = std::env::temp_dir().join(format!("fomo-ad-{target}-crash"));
                 std::fs::write(&saved, &input).expect("the temp dir is writable");
                 panic!(

@@ -1,4 +1,4 @@
-use crate::ir::ops::{ChannelAffine, Clamp};
+use crate::ir::ops::{ChannelAffine, Clamp, Conv};
 use crate::ir::{Graph, Op, TensorId};
 
 /// If node `producer`'s output is read only by `consumer` and may disappear, returns true.
@@ -59,20 +59,45 @@ pub fn merge_affines(graph: &mut Graph, keep: &[TensorId]) -> usize {
         else {
             unreachable!("find_pair matched two affines")
         };
-        let merged = Op::ChannelAffine(first.then(second));
-        replace_pair(graph, p, c, merged);
+        let merged = first.then(second);
+        // Same reason as `folds_finitely`: an overflowing product must not replace two finite steps.
+        if !merged
+            .scale
+            .iter()
+            .chain(&merged.bias)
+            .all(|v| v.is_finite())
+        {
+            return false;
+        }
+        replace_pair(graph, p, c, Op::ChannelAffine(merged));
         true
     })
 }
 
-/// A per-channel affine after a convolution (BatchNorm, scaling) folds into its weights and bias.
+/// Whether scaling `conv`'s weights and bias by `affine` stays finite. A fold that overflows
+/// (a BatchNorm scale near f32::MAX) would turn the convolution's finite sums into inf - inf =
+/// NaN where the unfolded graph saturates in a clamp: the onnx fuzzer found one.
+fn folds_finitely(conv: &Conv, affine: &ChannelAffine) -> bool {
+    let per_out = conv.weights.len() / conv.out_channels;
+    (0..conv.out_channels).all(|o| {
+        let scale = affine.scale[o];
+        conv.weights[o * per_out..(o + 1) * per_out]
+            .iter()
+            .all(|w| (w * scale).is_finite())
+            && (conv.bias[o] * scale + affine.bias[o]).is_finite()
+    })
+}
+
+/// A per-channel affine after a convolution (BatchNorm, scaling) folds into its weights and bias
+/// when the folded values stay finite; otherwise it stays a separate step.
 pub fn fold_affine_into_conv(graph: &mut Graph, keep: &[TensorId]) -> usize {
     repeat(graph, keep, |graph, keep| {
-        let Some((p, c)) = find_pair(
-            graph,
-            keep,
-            |a, b| matches!((a, b), (Op::Conv(conv), Op::ChannelAffine(_)) if conv.activation.is_none()),
-        ) else {
+        let Some((p, c)) = find_pair(graph, keep, |a, b| match (a, b) {
+            (Op::Conv(conv), Op::ChannelAffine(affine)) => {
+                conv.activation.is_none() && folds_finitely(conv, affine)
+            }
+            _ => false,
+        }) else {
             return false;
         };
         let (Op::Conv(conv), Op::ChannelAffine(ChannelAffine { scale, bias })) =
@@ -253,6 +278,26 @@ mod tests {
             ],
         );
         assert_eq!(fold_affine_into_conv(&mut g, &[]), 0);
+    }
+
+    #[test]
+    fn an_affine_whose_fold_would_overflow_stays_separate() {
+        let huge = ChannelAffine {
+            scale: vec![1.0, 2.0e38],
+            bias: vec![0.0, 0.0],
+        };
+        let mut weighty = conv(2, 2, [0; 4], 5);
+        weighty.weights.iter_mut().for_each(|w| *w = 4.0);
+        let mut g = chain(
+            Shape::new(2, 4, 4),
+            vec![Op::Conv(weighty), Op::ChannelAffine(huge.clone())],
+        );
+        assert_eq!(fold_affine_into_conv(&mut g, &[]), 0);
+        let mut g = chain(
+            Shape::new(2, 4, 4),
+            vec![Op::ChannelAffine(huge.clone()), Op::ChannelAffine(huge)],
+        );
+        assert_eq!(merge_affines(&mut g, &[]), 0);
     }
 
     #[test]
