@@ -174,13 +174,16 @@ const HANG_SECONDS: u64 = 30;
 /// Turns a hanging input into a failure naming it: a loop that never ends (an unbounded shape
 /// solver, a decoder spinning on a corrupt header) would otherwise run until CI's time limit, with
 /// nothing in the log saying which input it was.
+/// The input being run: since when, by which target, and its bytes.
+type Running = Option<(Instant, &'static str, Vec<u8>)>;
+
 struct Watchdog {
-    current: Arc<Mutex<Option<(Instant, &'static str, Vec<u8>)>>>,
+    current: Arc<Mutex<Running>>,
 }
 
 impl Watchdog {
     fn start(limit: Duration) -> Watchdog {
-        let current: Arc<Mutex<Option<(Instant, &'static str, Vec<u8>)>>> = Arc::default();
+        let current: Arc<Mutex<Running>> = Arc::default();
         let watched = Arc::clone(&current);
         std::thread::spawn(move || loop {
             std::thread::sleep(Duration::from_millis(250));
