@@ -13,6 +13,16 @@
 
 /* The largest float: clamp bounds of a kernel without an activation. */
 #define {= upper =}_UNBOUNDED 3.4028235e38f
+
+/* a * b + c. Where the target has a fused multiply-add as fast as a multiply (C99's FP_FAST_FMAF,
+ * or GCC's and Clang's __FP_FAST_FMAF where the C library omits it, as newlib does: x86 with FMA,
+ * Cortex-M4F/M7, AArch64), fmaf is one instruction and one rounding; strict ISO C (-std=c99)
+ * never contracts a * b + c by itself, which would halve the arithmetic rate. */
+#if defined(FP_FAST_FMAF) || defined(__FP_FAST_FMAF)
+#define MUL_ADD(a, b, c) fmaf((a), (b), (c))
+#else
+#define MUL_ADD(a, b, c) ((a) * (b) + (c))
+#endif
 {% if k.window %}
 /* A sliding window: input row of output row oy and tap ky is oy * stride_h + ky * dilation_h - pad_top. */
 typedef struct {
@@ -68,7 +78,7 @@ static void pointwise_tile(const float *restrict x, size_t rows, size_t in_c,
         for (o = 0; o < POINTWISE_BLOCK; ++o) {
             const float wo = wi[o];
             for (r = 0; r < POINTWISE_ROWS; ++r) {
-                acc[r][o] += xi[r] * wo;
+                acc[r][o] = MUL_ADD(xi[r], wo, acc[r][o]);
             }
         }
     }
@@ -121,13 +131,17 @@ static void conv_depthwise(const float *restrict in, size_t in_h, size_t in_w, s
                 const float *restrict x = in + (top - win->pad_top) * row + (left - win->pad_left) * channels;
                 const float *restrict w = weights;
                 for (c = 0; c < channels; ++c) {
-                    float acc = bias[c];
-                    acc += x[c] * w[c] + x[channels + c] * w[channels + c] + x[2 * channels + c] * w[2 * channels + c];
-                    acc += x[row + c] * w[3 * channels + c] + x[row + channels + c] * w[4 * channels + c]
-                           + x[row + 2 * channels + c] * w[5 * channels + c];
-                    acc += x[2 * row + c] * w[6 * channels + c] + x[2 * row + channels + c] * w[7 * channels + c]
-                           + x[2 * row + 2 * channels + c] * w[8 * channels + c];
-                    y[c] = clamp_value(acc, lo, hi);
+                    /* Three rows summed apart, then together: shorter dependency chains. */
+                    float top_row = MUL_ADD(x[c], w[c], bias[c]);
+                    float mid_row = x[row + c] * w[3 * channels + c];
+                    float low_row = x[2 * row + c] * w[6 * channels + c];
+                    top_row = MUL_ADD(x[channels + c], w[channels + c], top_row);
+                    mid_row = MUL_ADD(x[row + channels + c], w[4 * channels + c], mid_row);
+                    low_row = MUL_ADD(x[2 * row + channels + c], w[7 * channels + c], low_row);
+                    top_row = MUL_ADD(x[2 * channels + c], w[2 * channels + c], top_row);
+                    mid_row = MUL_ADD(x[row + 2 * channels + c], w[5 * channels + c], mid_row);
+                    low_row = MUL_ADD(x[2 * row + 2 * channels + c], w[8 * channels + c], low_row);
+                    y[c] = clamp_value(top_row + mid_row + low_row, lo, hi);
                 }
                 continue;
             }
@@ -149,7 +163,7 @@ static void conv_depthwise(const float *restrict in, size_t in_h, size_t in_w, s
                     x = in + (iy * in_w + ix) * channels;
                     w = weights + (ky * win->kernel_w + kx) * channels;
                     for (c = 0; c < channels; ++c) {
-                        y[c] += x[c] * w[c];
+                        y[c] = MUL_ADD(x[c], w[c], y[c]);
                     }
                 }
             }
@@ -196,7 +210,7 @@ static void conv_general(const float *restrict in, size_t in_h, size_t in_w, siz
                             const float v = x[i];
                             const float *wi = w + i * opg;
                             for (o = 0; o < opg; ++o) {
-                                yg[o] += v * wi[o];
+                                yg[o] = MUL_ADD(v, wi[o], yg[o]);
                             }
                         }
                     }
@@ -348,7 +362,8 @@ static void copy_channels(const float *restrict in, size_t pixels, size_t in_c,
 {% endif %}
 {%- if k.patchcore %}
 /* sum_i (a[i] - b[i])^2 in sixteen interleaved partial sums, so the loop vectorises without
- * reassociating floats (sixteen, not eight: GCC 12 turns eight into slow lane shuffles). */
+ * reassociating floats (sixteen, not eight: GCC 12 turns eight into slow lane shuffles). Not
+ * MUL_ADD: inlined into the scorers, GCC 12 keeps fmaf's partial sums in memory (2x slower). */
 static float squared_distance(const float *restrict a, const float *restrict b, size_t n)
 {
     float part[16] = {0.0f};
@@ -362,7 +377,8 @@ static float squared_distance(const float *restrict a, const float *restrict b, 
         }
     }
     for (i = whole; i < n; ++i) {
-        total += (a[i] - b[i]) * (a[i] - b[i]);
+        const float d = a[i] - b[i];
+        total = MUL_ADD(d, d, total);
     }
     for (l = 0; l < 16; ++l) {
         total += part[l];
@@ -373,7 +389,8 @@ static float squared_distance(const float *restrict a, const float *restrict b, 
 {% endif %}
 {%- if k.dot %}
 /* sum_i a[i] * b[i] in sixteen interleaved partial sums, so the loop vectorises without
- * reassociating floats. */
+ * reassociating floats. Not MUL_ADD: inlined into the scorers, GCC 12 keeps fmaf's partial sums
+ * in memory (2x slower). */
 static float dot(const float *restrict a, const float *restrict b, size_t n)
 {
     float part[16] = {0.0f};
@@ -386,7 +403,7 @@ static float dot(const float *restrict a, const float *restrict b, size_t n)
         }
     }
     for (i = whole; i < n; ++i) {
-        total += a[i] * b[i];
+        total = MUL_ADD(a[i], b[i], total);
     }
     for (l = 0; l < 16; ++l) {
         total += part[l];
@@ -496,7 +513,7 @@ static float patchcore_cell(const float *restrict v, size_t dim, const float *re
         const float q0 = q[j], q1 = q[j + 1], q2 = q[j + 2], q3 = q[j + 3];
         for (m = 0; m < memory_len; ++m) {
             const float d0 = q0 - p0[m], d1 = q1 - p1[m], d2 = q2 - p2[m], d3 = q3 - p3[m];
-            bound[m] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3);
+            bound[m] += MUL_ADD(d0, d0, d1 * d1) + MUL_ADD(d2, d2, d3 * d3);
         }
     }
     for (j = rank - rank % 4; j < rank; ++j) {
@@ -504,7 +521,7 @@ static float patchcore_cell(const float *restrict v, size_t dim, const float *re
         const float qj = q[j];
         for (m = 0; m < memory_len; ++m) {
             const float d = qj - row[m];
-            bound[m] += d * d;
+            bound[m] = MUL_ADD(d, d, bound[m]);
         }
     }
     for (n = 0; n < neighbors; ++n) {
@@ -600,7 +617,7 @@ static float gmm_full_log_likelihood(const float *restrict x, size_t dim, size_t
         for (j = 0; j < dim; ++j) {
             const float y = dot(diff, row, j + 1);
             row += j + 1;
-            q += y * y;
+            q = MUL_ADD(y, y, q);
         }
         log_sum_exp_add(log_constants[k] - 0.5f * q, &max, &sum);
     }
@@ -623,7 +640,7 @@ static float gmm_diag_log_likelihood(const float *restrict x, size_t dim, size_t
         float q = 0.0f;
         for (j = 0; j < dim; ++j) {
             const float y = (x[j] - mean[j]) * p[j];
-            q += y * y;
+            q = MUL_ADD(y, y, q);
         }
         log_sum_exp_add(log_constants[k] - 0.5f * q, &max, &sum);
     }

@@ -136,7 +136,8 @@ fn generated_crates_build_lint_clean_and_match_the_reference() {
     write_workspace(root, &members);
 
     cargo(root, &["build", "--offline", "--release", "--workspace"]);
-    let mut lint = vec!["clippy", "--offline"];
+    // With and without the `std` feature (its fused multiply-add is behind a cfg).
+    let mut lint = vec!["clippy", "--offline", "--all-features"];
     for name in &crates {
         lint.extend(["-p", name]);
     }

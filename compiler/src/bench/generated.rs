@@ -235,7 +235,7 @@ pub fn prepare_rust(program: &Program, dir: &Path, runtime: codegen::rust::Runti
     write_files(&dir.join("model"), &files)?;
     let driver = dir.join("driver");
     let manifest = format!(
-        "[package]\nname = \"fomo-ad-bench-driver\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n[dependencies]\n{RUST_PACKAGE} = {{ path = \"../model\" }}\n\n[workspace]\n"
+        "[package]\nname = \"fomo-ad-bench-driver\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n[dependencies]\n{RUST_PACKAGE} = {{ path = \"../model\", features = [\"std\"] }}\n\n[workspace]\n"
     );
     write_files(
         &driver,

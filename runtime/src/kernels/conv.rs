@@ -5,6 +5,7 @@
 
 use super::error::{check_len, Error};
 use super::geometry::{Clamp, Shape, Window};
+use super::math::mul_add;
 
 /// A 2-D convolution with bias and a fused clamp, with every shape fixed.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -118,7 +119,7 @@ pub fn conv2d(
                         let taps = &group_weights[(ky * kw + kx) * tap_len..][..tap_len];
                         for (&value, row) in group_in.iter().zip(taps.chunks_exact(out_per_group)) {
                             for (o, &w) in group_out.iter_mut().zip(row) {
-                                *o += value * w;
+                                *o = mul_add(value, w, *o);
                             }
                         }
                     }
@@ -203,10 +204,10 @@ pub fn conv2d_pointwise(
                     continue;
                 };
                 for (o, &wo) in wi.iter().enumerate() {
-                    acc[0][o] += a0 * wo;
-                    acc[1][o] += a1 * wo;
-                    acc[2][o] += a2 * wo;
-                    acc[3][o] += a3 * wo;
+                    acc[0][o] = mul_add(a0, wo, acc[0][o]);
+                    acc[1][o] = mul_add(a1, wo, acc[1][o]);
+                    acc[2][o] = mul_add(a2, wo, acc[2][o]);
+                    acc[3][o] = mul_add(a3, wo, acc[3][o]);
                 }
             }
             let first = block * B;
@@ -270,11 +271,17 @@ pub fn conv2d_depthwise(
                 let w: [&[f32]; 9] = core::array::from_fn(|k| &weights[k * c..][..c]);
                 let bias = &bias[..c];
                 for ch in 0..c {
-                    let mut acc = bias[ch];
-                    acc += x[0][ch] * w[0][ch] + x[1][ch] * w[1][ch] + x[2][ch] * w[2][ch];
-                    acc += x[3][ch] * w[3][ch] + x[4][ch] * w[4][ch] + x[5][ch] * w[5][ch];
-                    acc += x[6][ch] * w[6][ch] + x[7][ch] * w[7][ch] + x[8][ch] * w[8][ch];
-                    out[ch] = p.clamp.apply(acc);
+                    // Three rows summed apart, then together: shorter dependency chains.
+                    let mut top = mul_add(x[0][ch], w[0][ch], bias[ch]);
+                    let mut mid = x[3][ch] * w[3][ch];
+                    let mut low = x[6][ch] * w[6][ch];
+                    top = mul_add(x[1][ch], w[1][ch], top);
+                    mid = mul_add(x[4][ch], w[4][ch], mid);
+                    low = mul_add(x[7][ch], w[7][ch], low);
+                    top = mul_add(x[2][ch], w[2][ch], top);
+                    mid = mul_add(x[5][ch], w[5][ch], mid);
+                    low = mul_add(x[8][ch], w[8][ch], low);
+                    out[ch] = p.clamp.apply(top + mid + low);
                 }
                 continue;
             }
@@ -290,7 +297,7 @@ pub fn conv2d_depthwise(
                     let pixel = &input[(y * p.input.w + x) * c..][..c];
                     let taps = &weights[(ky * kw + kx) * c..][..c];
                     for ((o, &value), &w) in out.iter_mut().zip(pixel).zip(taps) {
-                        *o += value * w;
+                        *o = mul_add(value, w, *o);
                     }
                 }
             }

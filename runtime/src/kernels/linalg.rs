@@ -1,36 +1,50 @@
-//! Vector helpers with eight independent accumulators: f32 additions are not reassociated by
-//! the compiler, so this is what lets it vectorise, and it also keeps rounding errors lower than
-//! one long running sum.
+//! Vector helpers with sixteen independent accumulators (as the generated C's): f32 additions
+//! are not reassociated by the compiler, so this is what lets it vectorise, and it also keeps
+//! rounding errors lower than one long running sum.
 
 use super::error::{check_len, Error};
+use super::math::mul_add;
 
+const LANES: usize = 16;
+
+/// `sum_i left(a[i], b[i]) * right(a[i], b[i])` over the shorter of the two, in [`LANES`]
+/// partial sums.
 #[inline(always)]
-fn reduce(lanes: [f32; 8], a: &[f32], b: &[f32], term: impl Fn(f32, f32) -> f32) -> f32 {
-    let mut lanes = lanes;
-    let (a_blocks, b_blocks) = (a.chunks_exact(8), b.chunks_exact(8));
+fn reduce(a: &[f32], b: &[f32], factors: impl Fn(f32, f32) -> (f32, f32)) -> f32 {
+    let mut lanes = [0.0f32; LANES];
+    let (a_blocks, b_blocks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     let (a_rest, b_rest) = (a_blocks.remainder(), b_blocks.remainder());
     for (x, y) in a_blocks.zip(b_blocks) {
         for ((lane, &u), &v) in lanes.iter_mut().zip(x).zip(y) {
-            *lane += term(u, v);
+            let (l, r) = factors(u, v);
+            *lane = mul_add(l, r, *lane);
         }
     }
     for ((lane, &u), &v) in lanes.iter_mut().zip(a_rest).zip(b_rest) {
-        *lane += term(u, v);
+        let (l, r) = factors(u, v);
+        *lane = mul_add(l, r, *lane);
     }
-    ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5]))
-        + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]))
+    // A pairwise tree: lane i with lane i + half until one is left.
+    let mut half = LANES / 2;
+    while half > 0 {
+        for i in 0..half {
+            lanes[i] += lanes[i + half];
+        }
+        half /= 2;
+    }
+    lanes[0]
 }
 
 /// `sum a[i] * b[i]` over the shorter of the two.
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    reduce([0.0; 8], a, b, |u, v| u * v)
+    reduce(a, b, |u, v| (u, v))
 }
 
 /// `sum (a[i] - b[i])^2` over the shorter of the two.
 #[inline]
 pub fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
-    reduce([0.0; 8], a, b, |u, v| (u - v) * (u - v))
+    reduce(a, b, |u, v| (u - v, u - v))
 }
 
 /// A linear map of every cell: `output[cell][j] = sum_c matrix[j][c] * input[cell][c]`, with

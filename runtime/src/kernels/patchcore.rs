@@ -8,7 +8,7 @@
 
 use super::error::{check_len, Error};
 use super::linalg::{dot, squared_distance};
-use super::math::sqrt_f64;
+use super::math::{mul_add, sqrt_f64};
 
 /// The most principal axes a bank may carry (the compiler's `PATCHCORE_RANK`).
 pub const MAX_RANK: usize = 16;
@@ -157,13 +157,13 @@ pub fn patchcore_scores(
                 bound.iter_mut().zip(r0.iter().zip(r1).zip(r2).zip(r3))
             {
                 let (d0, d1, d2, d3) = (qs[0] - x0, qs[1] - x1, qs[2] - x2, qs[3] - x3);
-                *b += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3);
+                *b += mul_add(d0, d0, d1 * d1) + mul_add(d2, d2, d3 * d3);
             }
         }
         for (&qj, row) in q[rank - rank % 4..].iter().zip(rows) {
             for (b, &x) in bound.iter_mut().zip(row) {
                 let d = qj - x;
-                *b += d * d;
+                *b = mul_add(d, d, *b);
             }
         }
         best.fill(f32::INFINITY);

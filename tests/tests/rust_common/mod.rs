@@ -229,6 +229,17 @@ pub fn emit_crate(workspace: &Path, program: &Program, name: &str, runtime: Runt
     write_files(&workspace.join(name), &files);
 }
 
+/// `-C target-feature=+fma` where this CPU has it, so that crates built with the `std` feature
+/// take the kernels' fused multiply-add path (`kernels::math::mul_add`) and the differential
+/// tests check it against the reference; nothing elsewhere.
+fn fma_rustflags() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("fma") {
+        return "-C target-feature=+fma";
+    }
+    ""
+}
+
 /// Runs `cargo` in `dir` with a target directory inside it; panics with its output when it
 /// fails. Callers pass `--offline` where the subcommand takes it: the generated crates must
 /// build without a registry.
@@ -237,7 +248,7 @@ pub fn cargo(dir: &Path, args: &[&str]) -> String {
         .current_dir(dir)
         .args(args)
         .env("CARGO_TARGET_DIR", dir.join("target"))
-        .env_remove("RUSTFLAGS")
+        .env("RUSTFLAGS", fma_rustflags())
         .output()
         .expect("cargo runs");
     let text = format!(
@@ -263,7 +274,16 @@ pub fn write_harness(workspace: &Path, crates: &[String]) {
     std::fs::create_dir_all(dir.join("src")).expect("the temp dir is writable");
     let deps: String = crates
         .iter()
-        .map(|c| format!("{c} = {{ path = \"../{c}\" }}\n"))
+        .map(|c| {
+            // Standalone crates with their `std` feature (fused multiply-add where the target
+            // has it), the others without: the harness compares both paths with the reference.
+            let features = if c.ends_with("_standalone") {
+                ", features = [\"std\"]"
+            } else {
+                ""
+            };
+            format!("{c} = {{ path = \"../{c}\"{features} }}\n")
+        })
         .collect();
     std::fs::write(
         dir.join("Cargo.toml"),

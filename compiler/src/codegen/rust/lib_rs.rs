@@ -31,6 +31,10 @@ pub(super) fn lib_rs(program: &Program, options: &RustOptions, header: &Header) 
     let grid = program.grid;
     let kernels_module = match options.runtime {
         Runtime::Standalone => quote! {
+            // The `std` feature's fused multiply-add (`f32::mul_add`) is in `std`, not `core`.
+            #[cfg(feature = "std")]
+            extern crate std;
+
             /// The kernels, copied from `fomo-ad-runtime` (this crate has no dependencies).
             pub mod kernels;
         },
