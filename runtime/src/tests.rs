@@ -558,7 +558,7 @@ fn patchcore_scores_are_mean_distances_to_the_nearest_entries() {
             radius: s.radius,
         };
         for k in [1, 3, 40] {
-            let mut scratch = vec![0.0; entries + k];
+            let mut scratch = vec![0.0; PATCHCORE_GROUP * entries + k];
             let mut scores = vec![0.0; cells];
             patchcore_scores(&p, &features, &mut scratch, &mut scores).unwrap();
             let expected: Vec<f32> = features
@@ -569,7 +569,13 @@ fn patchcore_scores_are_mean_distances_to_the_nearest_entries() {
         }
         // A cell equal to a bank entry is at distance 0 exactly (distances are sum (a - b)^2).
         let mut scores = [1.0];
-        patchcore_scores(&p, &bank[dims..2 * dims], &mut [0.0; 41], &mut scores).unwrap();
+        patchcore_scores(
+            &p,
+            &bank[dims..2 * dims],
+            &mut [0.0; 4 * 40 + 1],
+            &mut scores,
+        )
+        .unwrap();
         assert_eq!(scores[0], 0.0, "rank {rank}");
     }
     let s = axis_search(&bank, dims, 2);
@@ -583,9 +589,10 @@ fn patchcore_scores_are_mean_distances_to_the_nearest_entries() {
         residuals: &s.residuals,
         radius: s.radius,
     };
-    assert!(patchcore_scores(&p, &features, &mut [0.0; 81], &mut [0.0; 6]).is_err());
-    assert!(patchcore_scores(&p, &features, &mut [0.0; 40], &mut [0.0; 6]).is_err());
-    assert!(patchcore_scores(&p, &features[1..], &mut [0.0; 41], &mut [0.0; 6]).is_err());
+    // Scratch for 41 neighbours of 40 entries, then for none, then features one value short.
+    assert!(patchcore_scores(&p, &features, &mut [0.0; 4 * 40 + 41], &mut [0.0; 6]).is_err());
+    assert!(patchcore_scores(&p, &features, &mut [0.0; 4 * 40], &mut [0.0; 6]).is_err());
+    assert!(patchcore_scores(&p, &features[1..], &mut [0.0; 4 * 40 + 1], &mut [0.0; 6]).is_err());
 }
 
 /// scikit-learn's `score_samples` for one sample, in f64, from full `[k][d][d]` factors.

@@ -465,109 +465,139 @@ static float bound_limit(float d, float slack)
 
 /* The largest component count the search projects a cell onto (the generator's PATCHCORE_RANK). */
 #define PATCHCORE_MAX_RANK 16
+/* Cells whose bounds one pass computes: each projected row is loaded once per group, not per cell. */
+#define PATCHCORE_GROUP 4
 
-/* PatchCore score of one cell vector v: the mean L2 distance to its `neighbors` nearest memory
- * bank rows, by an exact search that skips rows a lower bound proves too far. With c = v - mean,
- * q = basis c and r the norm of c off the basis, row m is at least
- * sqrt(||q - projected[., m]||^2 + (r - residuals[m])^2) away. Rows are checked exactly: first
- * the seeds (the previous cell's nearest row, *hint, when there is one: neighbouring cells look
- * alike; then the rows of smallest bound), then every row whose bound is within reach of the
- * k-th best. *hint becomes this cell's nearest row. scratch: memory_len + neighbors floats. */
-static float patchcore_cell(const float *restrict v, size_t dim, const float *restrict bank,
-                            size_t memory_len, size_t neighbors, const float *restrict mean,
-                            const float *restrict basis, const float *restrict basis_mean, size_t rank,
-                            const float *restrict projected, const float *restrict residuals,
-                            float radius, float *restrict scratch, size_t *hint)
+/* ||q[0..4) - (x0, x1, x2, x3)||^2 */
+static float axes_distance(const float *q, float x0, float x1, float x2, float x3)
 {
-    float *restrict bound = scratch;
-    float *restrict best = scratch + memory_len;
-    float q[PATCHCORE_MAX_RANK];
-    float norm2;
-    float inside = 0.0f;
-    float r2, allowance, r_low, r_high, slack, limit;
-    float total = 0.0f;
-    size_t j, m, n, block, seeds = neighbors;
-    size_t nearest = *hint;
-    norm2 = squared_distance(v, mean, dim);
-    for (j = 0; j < rank; ++j) {
-        q[j] = dot(basis + j * dim, v, dim) - basis_mean[j];
-        inside += q[j] * q[j];
-    }
-    r2 = norm2 - inside;
-    allowance = 1e-5f * norm2;
-    r_low = sqrtf(r2 - allowance > 0.0f ? r2 - allowance : 0.0f);
-    r_high = sqrtf((r2 > 0.0f ? r2 : 0.0f) + allowance);
-    slack = 1e-4f * (sqrtf(norm2) + radius);
-    for (m = 0; m < memory_len; ++m) {
-        const float below = r_low - residuals[m];
-        const float above = residuals[m] - r_high;
-        const float gap = below > 0.0f ? below : (above > 0.0f ? above : 0.0f);
-        bound[m] = gap * gap;
-    }
-    /* Four axes per pass over the bounds: a quarter of the loads and stores of one at a time. */
-    for (j = 0; j < rank - rank % 4; j += 4) {
-        const float *restrict p0 = projected + j * memory_len;
-        const float *restrict p1 = p0 + memory_len;
-        const float *restrict p2 = p1 + memory_len;
-        const float *restrict p3 = p2 + memory_len;
-        const float q0 = q[j], q1 = q[j + 1], q2 = q[j + 2], q3 = q[j + 3];
-        for (m = 0; m < memory_len; ++m) {
-            const float d0 = q0 - p0[m], d1 = q1 - p1[m], d2 = q2 - p2[m], d3 = q3 - p3[m];
-            bound[m] += MUL_ADD(d0, d0, d1 * d1) + MUL_ADD(d2, d2, d3 * d3);
-        }
-    }
-    for (j = rank - rank % 4; j < rank; ++j) {
-        const float *restrict row = projected + j * memory_len;
-        const float qj = q[j];
-        for (m = 0; m < memory_len; ++m) {
-            const float d = qj - row[m];
-            bound[m] = MUL_ADD(d, d, bound[m]);
-        }
-    }
-    for (n = 0; n < neighbors; ++n) {
-        best[n] = HUGE_VALF;
-    }
-    if (nearest < memory_len) {
-        keep_smallest(best, neighbors, squared_distance(v, bank + nearest * dim, dim));
-        bound[nearest] = HUGE_VALF;
-        --seeds;
-    }
-    for (n = 0; n < seeds; ++n) {
-        const size_t seed = argmin(bound, memory_len);
-        bound[seed] = HUGE_VALF;
-        if (keep_smallest(best, neighbors, squared_distance(v, bank + seed * dim, dim)) == 0) {
-            nearest = seed;
-        }
-    }
-    limit = bound_limit(best[neighbors - 1], slack);
-    /* A vectorised count skips the blocks of 64 bounds where no row is within reach (most). */
-    for (block = 0; block < memory_len; block += 64) {
-        const size_t end = memory_len - block < 64 ? memory_len : block + 64;
-        int within = 0;
-        if (end - block < 64) {
-            within = 1;
-        } else {
-            for (m = block; m < end; ++m) {
-                within += bound[m] <= limit;
+    const float d0 = q[0] - x0, d1 = q[1] - x1, d2 = q[2] - x2, d3 = q[3] - x3;
+    return MUL_ADD(d0, d0, d1 * d1) + MUL_ADD(d2, d2, d3 * d3);
+}
+
+/* PatchCore scores of `cells` cell vectors (cells_in: [cells][dim]): each the mean L2 distance to
+ * its `neighbors` nearest memory bank rows, by an exact search that skips rows a lower bound
+ * proves too far. With c = v - mean, q = basis c and r the norm of c off the basis, row m is at
+ * least sqrt(||q - projected[., m]||^2 + (r - residuals[m])^2) away. Bounds are computed for
+ * PATCHCORE_GROUP cells at a time. Rows are then checked exactly, cell by cell: first the seeds
+ * (the previous cell's nearest row, as neighbouring cells look alike; then the rows of smallest
+ * bound), then every row whose bound is within reach of the k-th best.
+ * scratch: PATCHCORE_GROUP * memory_len + neighbors floats. */
+static void patchcore_scores(const float *restrict cells_in, size_t cells, size_t dim,
+                             const float *restrict bank, size_t memory_len, size_t neighbors,
+                             const float *restrict mean, const float *restrict basis,
+                             const float *restrict basis_mean, size_t rank,
+                             const float *restrict projected, const float *restrict residuals,
+                             float radius, float *restrict scratch, float *restrict scores)
+{
+    float *restrict best = scratch + PATCHCORE_GROUP * memory_len;
+    size_t nearest = memory_len; /* none yet: the first cell seeds by bounds alone */
+    size_t first, g, j, m, n, block;
+    for (first = 0; first < cells; first += PATCHCORE_GROUP) {
+        float q[PATCHCORE_GROUP][PATCHCORE_MAX_RANK];
+        float slack[PATCHCORE_GROUP];
+        float *restrict b0 = scratch;
+        float *restrict b1 = b0 + memory_len;
+        float *restrict b2 = b1 + memory_len;
+        float *restrict b3 = b2 + memory_len;
+        /* A short last group repeats its last cell (computed, never searched). */
+        for (g = 0; g < PATCHCORE_GROUP; ++g) {
+            const float *restrict v = cells_in + (first + g < cells ? first + g : cells - 1) * dim;
+            float *restrict bound = scratch + g * memory_len;
+            const float norm2 = squared_distance(v, mean, dim);
+            float inside = 0.0f;
+            float r2, allowance, r_low, r_high;
+            for (j = 0; j < rank; ++j) {
+                q[g][j] = dot(basis + j * dim, v, dim) - basis_mean[j];
+                inside = MUL_ADD(q[g][j], q[g][j], inside);
+            }
+            r2 = norm2 - inside;
+            allowance = 1e-5f * norm2;
+            r_low = sqrtf(r2 - allowance > 0.0f ? r2 - allowance : 0.0f);
+            r_high = sqrtf((r2 > 0.0f ? r2 : 0.0f) + allowance);
+            slack[g] = 1e-4f * (sqrtf(norm2) + radius);
+            for (m = 0; m < memory_len; ++m) {
+                const float below = r_low - residuals[m];
+                const float above = residuals[m] - r_high;
+                const float gap = below > 0.0f ? below : (above > 0.0f ? above : 0.0f);
+                bound[m] = gap * gap;
             }
         }
-        if (!within) {
-            continue;
+        /* Four axes x four cells per pass: each projected value and each bound is loaded once
+         * for sixteen multiply-adds. */
+        for (j = 0; j < rank - rank % 4; j += 4) {
+            const float *restrict p0 = projected + j * memory_len;
+            const float *restrict p1 = p0 + memory_len;
+            const float *restrict p2 = p1 + memory_len;
+            const float *restrict p3 = p2 + memory_len;
+            for (m = 0; m < memory_len; ++m) {
+                const float x0 = p0[m], x1 = p1[m], x2 = p2[m], x3 = p3[m];
+                b0[m] += axes_distance(q[0] + j, x0, x1, x2, x3);
+                b1[m] += axes_distance(q[1] + j, x0, x1, x2, x3);
+                b2[m] += axes_distance(q[2] + j, x0, x1, x2, x3);
+                b3[m] += axes_distance(q[3] + j, x0, x1, x2, x3);
+            }
         }
-        for (m = block; m < end; ++m) {
-            if (bound[m] <= limit) {
-                if (keep_smallest(best, neighbors, squared_distance(v, bank + m * dim, dim)) == 0) {
-                    nearest = m;
+        for (j = rank - rank % 4; j < rank; ++j) {
+            const float *restrict row = projected + j * memory_len;
+            for (m = 0; m < memory_len; ++m) {
+                const float x = row[m];
+                b0[m] += (q[0][j] - x) * (q[0][j] - x);
+                b1[m] += (q[1][j] - x) * (q[1][j] - x);
+                b2[m] += (q[2][j] - x) * (q[2][j] - x);
+                b3[m] += (q[3][j] - x) * (q[3][j] - x);
+            }
+        }
+        for (g = 0; g < PATCHCORE_GROUP && first + g < cells; ++g) {
+            const float *restrict v = cells_in + (first + g) * dim;
+            float *restrict bound = scratch + g * memory_len;
+            size_t seeds = neighbors;
+            float limit, total = 0.0f;
+            for (n = 0; n < neighbors; ++n) {
+                best[n] = HUGE_VALF;
+            }
+            if (nearest < memory_len) {
+                keep_smallest(best, neighbors, squared_distance(v, bank + nearest * dim, dim));
+                bound[nearest] = HUGE_VALF;
+                --seeds;
+            }
+            for (n = 0; n < seeds; ++n) {
+                const size_t seed = argmin(bound, memory_len);
+                bound[seed] = HUGE_VALF;
+                if (keep_smallest(best, neighbors, squared_distance(v, bank + seed * dim, dim)) == 0) {
+                    nearest = seed;
                 }
-                limit = bound_limit(best[neighbors - 1], slack);
             }
+            limit = bound_limit(best[neighbors - 1], slack[g]);
+            /* A vectorised count skips the blocks of 64 bounds where no row is within reach (most). */
+            for (block = 0; block < memory_len; block += 64) {
+                const size_t end = memory_len - block < 64 ? memory_len : block + 64;
+                int within = 0;
+                if (end - block < 64) {
+                    within = 1;
+                } else {
+                    for (m = block; m < end; ++m) {
+                        within += bound[m] <= limit;
+                    }
+                }
+                if (!within) {
+                    continue;
+                }
+                for (m = block; m < end; ++m) {
+                    if (bound[m] <= limit) {
+                        if (keep_smallest(best, neighbors, squared_distance(v, bank + m * dim, dim)) == 0) {
+                            nearest = m;
+                        }
+                        limit = bound_limit(best[neighbors - 1], slack[g]);
+                    }
+                }
+            }
+            for (n = 0; n < neighbors; ++n) {
+                total += sqrtf(best[n]);
+            }
+            scores[first + g] = total / (float)neighbors;
         }
     }
-    *hint = nearest;
-    for (n = 0; n < neighbors; ++n) {
-        total += sqrtf(best[n]);
-    }
-    return total / (float)neighbors;
 }
 {% endif %}
 {%- if k.project %}

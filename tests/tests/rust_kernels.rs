@@ -348,7 +348,12 @@ fn patchcore_kernel_matches_the_reference_scorer() {
             residuals: &search.residuals,
             radius: search.radius,
         };
-        let mut scratch = vec![0.0; entries + neighbors];
+        // The compiler plans the scratch the runtime (and the C kernel) expect.
+        assert_eq!(
+            rt::PATCHCORE_GROUP,
+            fomo_ad::codegen::program::PATCHCORE_GROUP
+        );
+        let mut scratch = vec![0.0; rt::PATCHCORE_GROUP * entries + neighbors];
         let mut scores = vec![0.0; cells];
         rt::patchcore_scores(&p, &features, &mut scratch, &mut scores).unwrap();
         let expected: Vec<f32> = features

@@ -317,7 +317,8 @@ pub struct PatchCoreStage {
     /// `[1]`: `max_m ||bank[m] - mean|| + ||mean||`, the scale of the rounding slack (a constant
     /// array like the bank it is derived from, so that retraining changes only weight files).
     pub bank_radius: ConstId,
-    /// `memory_len + neighbors` floats: the bounds, then the best squared distances.
+    /// `PATCHCORE_GROUP * memory_len + neighbors` floats: the bounds of a group of cells, then
+    /// the best squared distances.
     pub scratch: Operand,
 }
 
@@ -325,6 +326,10 @@ pub struct PatchCoreStage {
 /// MobileNetV2 features (16 axes leave ~1 % of a 2,880-row bank to check exactly), few enough
 /// that the bound costs a fraction of the full distances it saves.
 pub const PATCHCORE_RANK: usize = 16;
+/// Cells whose bounds the kernels compute in one pass over `bank_projected` (C's
+/// `PATCHCORE_GROUP`, the runtime's `patchcore::GROUP`): each projected value is loaded once per
+/// group instead of once per cell.
+pub const PATCHCORE_GROUP: usize = 4;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Covariance {
@@ -1155,7 +1160,7 @@ fn lower_scorer(
                 features
             };
             b.read(pooled, search);
-            let scratch_shape = Shape::new(memory_len + neighbors, 1, 1);
+            let scratch_shape = Shape::new(PATCHCORE_GROUP * memory_len + neighbors, 1, 1);
             let scratch = b.buffer(scratch_shape.len(), search);
             let search_consts = PatchCoreSearch::of(memory_bank, dim);
             let rank = search_consts.rank;

@@ -26,6 +26,6 @@ pub use error::{check_len, Error};
 pub use geometry::{Clamp, Shape, Window};
 pub use gmm::{gmm_log_likelihood, gmm_scores, Covariance, GaussianMixture, GmmScore};
 pub use linalg::{dot, project, squared_distance};
-pub use patchcore::{patchcore_scores, PatchCore, MAX_RANK};
+pub use patchcore::{patchcore_scores, PatchCore, GROUP as PATCHCORE_GROUP, MAX_RANK};
 pub use pool::{avg_pool, max_pool, Pool2d};
 pub use summary::{summarize, Summary};

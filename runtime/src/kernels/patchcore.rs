@@ -86,14 +86,55 @@ fn bound_limit(d: f32, slack: f32) -> f32 {
     r * r
 }
 
+/// `||q - x||^2` over four axes.
+#[inline(always)]
+fn axes_distance(q: &[f32; 4], x: [f32; 4]) -> f32 {
+    let d = [q[0] - x[0], q[1] - x[1], q[2] - x[2], q[3] - x[3]];
+    mul_add(d[0], d[0], d[1] * d[1]) + mul_add(d[2], d[2], d[3] * d[3])
+}
+
+/// Cells whose bounds one pass computes (the compiler's `PATCHCORE_GROUP`): each projected value
+/// is loaded once per group instead of once per cell.
+pub const GROUP: usize = 4;
+
+/// One cell's projection: `q`, and what widens the bound and the limit for rounding.
+struct Projection {
+    q: [f32; MAX_RANK],
+    r_low: f32,
+    r_high: f32,
+    slack: f32,
+}
+
+fn project_cell(p: &PatchCore<'_>, cell: &[f32], rank: usize) -> Projection {
+    let mut q = [0.0f32; MAX_RANK];
+    let norm2 = squared_distance(cell, p.mean);
+    for ((qj, axis), &offset) in q[..rank]
+        .iter_mut()
+        .zip(p.basis.chunks_exact(p.dims))
+        .zip(p.basis_mean)
+    {
+        *qj = dot(axis, cell) - offset;
+    }
+    let inside = q.iter().fold(0.0f32, |sum, &x| mul_add(x, x, sum));
+    let r2 = norm2 - inside;
+    let allowance = 1e-5 * norm2;
+    Projection {
+        q,
+        r_low: sqrt((r2 - allowance).max(0.0)),
+        r_high: sqrt(r2.max(0.0) + allowance),
+        slack: 1e-4 * (sqrt(norm2) + p.radius),
+    }
+}
+
 /// Scores every cell: `features` is `[cells][dims]`, `scores` is `[cells]`, and `scratch` holds
-/// `entries + k` floats, `k` (1 <= k <= entries) being the number of neighbours averaged.
+/// `GROUP * entries + k` floats, `k` (1 <= k <= entries) being the number of neighbours averaged.
 ///
 /// Per cell, with `c = cell - mean`, `q = basis x cell - basis_mean` (`= basis x c`) and `r` the
-/// norm of `c` off the axes, entry
-/// `m` is at squared distance at least `||q - projected[.][m]||^2 + gap(r, residuals[m])^2`
-/// (`gap` widens `r` by the rounding allowance `1e-5 ||c||^2` on `r^2`). The previous cell's
-/// nearest entry and the entries with the smallest bounds (`k` seeds in all) are compared first; then every other entry whose bound is at most
+/// norm of `c` off the axes, entry `m` is at squared distance at least
+/// `||q - projected[.][m]||^2 + gap(r, residuals[m])^2` (`gap` widens `r` by the rounding
+/// allowance `1e-5 ||c||^2` on `r^2`); these bounds are computed for [`GROUP`] cells at a time.
+/// Then, cell by cell, the previous cell's nearest entry and the entries with the smallest
+/// bounds (`k` seeds in all) are compared first; then every other entry whose bound is at most
 /// `(sqrt(d_k) + slack)^2`, `d_k` the k-th best squared distance so far and
 /// `slack = 1e-4 (||c|| + radius)` covering float rounding. Distances are `sum (a - b)^2`; the
 /// score is the mean of their square roots, in f64.
@@ -105,11 +146,11 @@ pub fn patchcore_scores(
 ) -> Result<(), Error> {
     let dims = p.dims;
     let entries = p.residuals.len();
-    let k = scratch.len().saturating_sub(entries);
+    let k = scratch.len().saturating_sub(GROUP * entries);
     let rank = p.basis.len().checked_div(dims).unwrap_or(0);
     if dims == 0 || k == 0 || k > entries || rank > MAX_RANK || rank * dims != p.basis.len() {
         return Err(Error::Shape(
-            "PatchCore needs dims > 0, at most 16 axes and 1 <= neighbours <= memory bank entries",
+            "PatchCore needs dims > 0, at most 16 axes, 1 <= neighbours <= memory bank entries and 4 bound rows of scratch",
         ));
     }
     check_len("bank", p.bank.len(), entries.saturating_mul(dims))?;
@@ -121,87 +162,113 @@ pub fn patchcore_scores(
         features.len(),
         scores.len().saturating_mul(dims),
     )?;
-    let (bound, best) = scratch.split_at_mut(entries);
+    let (bounds, best) = scratch.split_at_mut(GROUP * entries);
+    let entry = |m: usize| &p.bank[m * dims..][..dims];
     // The nearest entry of the cell before (none for the first).
     let mut nearest: Option<usize> = None;
-    for (cell, score) in features.chunks_exact(dims).zip(scores.iter_mut()) {
-        let mut q = [0.0f32; MAX_RANK];
-        let q = &mut q[..rank];
-        let norm2 = squared_distance(cell, p.mean);
-        for ((qj, axis), &offset) in q
-            .iter_mut()
-            .zip(p.basis.chunks_exact(dims))
-            .zip(p.basis_mean)
-        {
-            *qj = dot(axis, cell) - offset;
+    for (cells, scores) in features.chunks(GROUP * dims).zip(scores.chunks_mut(GROUP)) {
+        // A short last group repeats its last cell (computed, never searched).
+        let cell = |g: usize| {
+            let at = g.min(cells.len() / dims - 1) * dims;
+            &cells[at..][..dims]
+        };
+        let projections: [Projection; GROUP] =
+            core::array::from_fn(|g| project_cell(p, cell(g), rank));
+        for (bound, cell) in bounds.chunks_exact_mut(entries).zip(&projections) {
+            for (b, &residual) in bound.iter_mut().zip(p.residuals) {
+                let gap = (cell.r_low - residual).max(residual - cell.r_high).max(0.0);
+                *b = gap * gap;
+            }
         }
-        let inside: f32 = q.iter().map(|x| x * x).sum();
-        let r2 = norm2 - inside;
-        let allowance = 1e-5 * norm2;
-        let r_low = sqrt((r2 - allowance).max(0.0));
-        let r_high = sqrt(r2.max(0.0) + allowance);
-        let slack = 1e-4 * (sqrt(norm2) + p.radius);
-        for (b, &residual) in bound.iter_mut().zip(p.residuals) {
-            let gap = (r_low - residual).max(residual - r_high).max(0.0);
-            *b = gap * gap;
-        }
-        // Four axes per pass over the bounds: a quarter of the loads and stores.
+        let [b0, b1, b2, b3] = split_rows(bounds, entries);
+        let q =
+            |g: usize, j: usize| -> [f32; 4] { core::array::from_fn(|a| projections[g].q[j + a]) };
+        // Four axes x four cells per pass: each projected value and each bound is loaded once
+        // for sixteen multiply-adds.
         let mut rows = p.projected.chunks_exact(entries);
-        for qs in q.chunks_exact(4) {
+        for j in (0..rank - rank % 4).step_by(4) {
             let (Some(r0), Some(r1), Some(r2), Some(r3)) =
                 (rows.next(), rows.next(), rows.next(), rows.next())
             else {
                 break;
             };
-            for (b, (((&x0, &x1), &x2), &x3)) in
-                bound.iter_mut().zip(r0.iter().zip(r1).zip(r2).zip(r3))
+            let (q0, q1, q2, q3) = (q(0, j), q(1, j), q(2, j), q(3, j));
+            let projected = r0.iter().zip(r1).zip(r2).zip(r3);
+            let bounds = b0
+                .iter_mut()
+                .zip(b1.iter_mut())
+                .zip(b2.iter_mut().zip(b3.iter_mut()));
+            for ((((&x0, &x1), &x2), &x3), ((c0, c1), (c2, c3))) in projected.zip(bounds) {
+                let x = [x0, x1, x2, x3];
+                *c0 += axes_distance(&q0, x);
+                *c1 += axes_distance(&q1, x);
+                *c2 += axes_distance(&q2, x);
+                *c3 += axes_distance(&q3, x);
+            }
+        }
+        for (j, row) in (rank - rank % 4..rank).zip(rows) {
+            for (g, bound) in [&mut *b0, &mut *b1, &mut *b2, &mut *b3]
+                .into_iter()
+                .enumerate()
             {
-                let (d0, d1, d2, d3) = (qs[0] - x0, qs[1] - x1, qs[2] - x2, qs[3] - x3);
-                *b += mul_add(d0, d0, d1 * d1) + mul_add(d2, d2, d3 * d3);
-            }
-        }
-        for (&qj, row) in q[rank - rank % 4..].iter().zip(rows) {
-            for (b, &x) in bound.iter_mut().zip(row) {
-                let d = qj - x;
-                *b = mul_add(d, d, *b);
-            }
-        }
-        best.fill(f32::INFINITY);
-        let entry = |m: usize| &p.bank[m * dims..][..dims];
-        let mut seeds = k;
-        if let Some(previous) = nearest {
-            // Neighbouring cells look alike: the previous cell's nearest entry is a good seed.
-            keep_smallest(best, squared_distance(cell, entry(previous)));
-            bound[previous] = f32::INFINITY;
-            seeds -= 1;
-        }
-        for _ in 0..seeds {
-            let seed = argmin(bound);
-            bound[seed] = f32::INFINITY;
-            if keep_smallest(best, squared_distance(cell, entry(seed))) == Some(0) {
-                nearest = Some(seed);
-            }
-        }
-        let mut limit = bound_limit(best[k - 1], slack);
-        // A vectorised count skips the blocks of 64 bounds where no entry is within reach.
-        for (block, bounds) in bound.chunks(64).enumerate() {
-            if bounds.len() == 64 && bounds.iter().filter(|&&b| b <= limit).count() == 0 {
-                continue;
-            }
-            for (i, &b) in bounds.iter().enumerate() {
-                if b <= limit {
-                    let m = block * 64 + i;
-                    if keep_smallest(best, squared_distance(cell, entry(m))) == Some(0) {
-                        nearest = Some(m);
-                    }
-                    limit = bound_limit(best[k - 1], slack);
+                let qj = projections[g].q[j];
+                for (b, &x) in bound.iter_mut().zip(row) {
+                    let d = qj - x;
+                    *b = mul_add(d, d, *b);
                 }
             }
         }
-        let total: f64 = best.iter().map(|&d| sqrt_f64(f64::from(d))).sum();
-        *score = (total / k as f64) as f32;
+        for (g, (score, bound)) in scores
+            .iter_mut()
+            .zip(bounds.chunks_exact_mut(entries))
+            .enumerate()
+        {
+            let cell = cell(g);
+            let slack = projections[g].slack;
+            best.fill(f32::INFINITY);
+            let mut seeds = k;
+            if let Some(previous) = nearest {
+                // Neighbouring cells look alike: the previous cell's nearest entry is a good seed.
+                keep_smallest(best, squared_distance(cell, entry(previous)));
+                bound[previous] = f32::INFINITY;
+                seeds -= 1;
+            }
+            for _ in 0..seeds {
+                let seed = argmin(bound);
+                bound[seed] = f32::INFINITY;
+                if keep_smallest(best, squared_distance(cell, entry(seed))) == Some(0) {
+                    nearest = Some(seed);
+                }
+            }
+            let mut limit = bound_limit(best[k - 1], slack);
+            // A vectorised count skips the blocks of 64 bounds where no entry is within reach.
+            for (block, bounds) in bound.chunks(64).enumerate() {
+                if bounds.len() == 64 && bounds.iter().filter(|&&b| b <= limit).count() == 0 {
+                    continue;
+                }
+                for (i, &b) in bounds.iter().enumerate() {
+                    if b <= limit {
+                        let m = block * 64 + i;
+                        if keep_smallest(best, squared_distance(cell, entry(m))) == Some(0) {
+                            nearest = Some(m);
+                        }
+                        limit = bound_limit(best[k - 1], slack);
+                    }
+                }
+            }
+            let total: f64 = best.iter().map(|&d| sqrt_f64(f64::from(d))).sum();
+            *score = (total / k as f64) as f32;
+        }
     }
     Ok(())
+}
+
+/// The four bound rows of `bounds` (`GROUP * entries` long).
+fn split_rows(bounds: &mut [f32], entries: usize) -> [&mut [f32]; GROUP] {
+    let (b0, rest) = bounds.split_at_mut(entries);
+    let (b1, rest) = rest.split_at_mut(entries);
+    let (b2, b3) = rest.split_at_mut(entries);
+    [b0, b1, b2, b3]
 }
 
 #[cfg(test)]
@@ -241,9 +308,9 @@ mod tests {
         };
         let cells = [2.4f32, 0.0, 0.0, -1.0, 3.0, 0.0, 4.9, 0.1, 0.1];
         for k in 1..=6 {
-            let mut scratch = [0.0f32; 12];
+            let mut scratch = [0.0f32; GROUP * 6 + 6];
             let mut scores = [0.0f32; 3];
-            patchcore_scores(&p, &cells, &mut scratch[..6 + k], &mut scores).unwrap();
+            patchcore_scores(&p, &cells, &mut scratch[..GROUP * 6 + k], &mut scores).unwrap();
             for (cell, &score) in cells.chunks_exact(dims).zip(&scores) {
                 let mut all: [f32; 6] = core::array::from_fn(|m| squared_distance(cell, &rows[m]));
                 all.sort_by(f32::total_cmp);

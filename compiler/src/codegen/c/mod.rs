@@ -1013,9 +1013,9 @@ fn step_code(s: &Step, symbol: &dyn Fn(ConstId) -> String, unbounded: &str) -> S
 fn scorer_code(program: &Program, symbol: &dyn Fn(ConstId) -> String) -> String {
     let f = program.features;
     let cells = program.grid.cells();
-    let mut lines = vec!["    size_t cell;".to_string()];
-    if matches!(program.scorer, ScorerStage::PatchCore(_)) {
-        lines.push("    size_t nearest;".to_string());
+    let mut lines = Vec::new();
+    if matches!(program.scorer, ScorerStage::Gmm(_)) {
+        lines.push("    size_t cell;".to_string());
     }
     let pool =
         |lines: &mut Vec<String>, kernel: usize, stride: usize, pad: usize, out: &Operand| {
@@ -1061,14 +1061,8 @@ fn scorer_code(program: &Program, symbol: &dyn Fn(ConstId) -> String) -> String 
                 pc.neighbors, pc.memory_len
             ));
             lines.push(format!(
-                "    nearest = {}; /* none yet: the first cell seeds by bounds alone */",
-                pc.memory_len
-            ));
-            lines.push(format!("    for (cell = 0; cell < {cells}; ++cell) {{"));
-            lines.push(format!(
-                "        result->cells[cell] = patchcore_cell({} + cell * {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}[0], {}, &nearest);",
+                "    patchcore_scores({}, {cells}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}[0], {}, result->cells);",
                 arena(&pc.pooled),
-                pc.dim,
                 pc.dim,
                 symbol(pc.bank),
                 pc.memory_len,
@@ -1082,7 +1076,6 @@ fn scorer_code(program: &Program, symbol: &dyn Fn(ConstId) -> String) -> String 
                 symbol(pc.bank_radius),
                 arena(&pc.scratch)
             ));
-            lines.push("    }".into());
         }
         ScorerStage::Gmm(g) => {
             pool(&mut lines, g.pool_kernel, g.pool_stride, 0, &g.pooled);
@@ -1152,6 +1145,14 @@ fn scorer_code(program: &Program, symbol: &dyn Fn(ConstId) -> String) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codegen::program::PATCHCORE_GROUP;
+
+    #[test]
+    fn the_c_kernel_groups_as_many_cells_as_the_plan_gives_scratch_for() {
+        let header = include_str!("../../../../templates/c/kernels.h");
+        let define = format!("#define PATCHCORE_GROUP {PATCHCORE_GROUP}\n");
+        assert!(header.contains(&define), "kernels.h lacks {define:?}");
+    }
 
     #[test]
     fn float_literals_round_trip_exactly() {
