@@ -284,14 +284,10 @@ fn run_build(command: &mut Command, dir: &Path) -> Result<()> {
         .output()
         .map_err(|e| Error::input(dir, format!("cannot run `{program}`: {e}")))?;
     if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let first = stderr
-            .lines()
-            .find(|l| l.contains("error"))
-            .unwrap_or_else(|| stderr.lines().next().unwrap_or(""));
+        let first = crate::codegen::first_error_line(&output.stderr);
         return Err(Error::input(
             dir,
-            format!("building with `{program}` failed: {}", first.trim()),
+            format!("building with `{program}` failed: {first}"),
         ));
     }
     Ok(())

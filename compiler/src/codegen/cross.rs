@@ -137,11 +137,7 @@ fn tool_output(command: &mut Command, dir: &Path) -> Result<String> {
         ))
     })?;
     if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let first = stderr
-            .lines()
-            .find(|l| l.contains("error"))
-            .unwrap_or_else(|| stderr.lines().next().unwrap_or(""));
+        let first = crate::codegen::first_error_line(&output.stderr);
         return Err(Error::input(dir, format!("{program} failed: {first}")));
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())

@@ -10,6 +10,19 @@ pub mod rust;
 
 pub use program::{lower, Program, ScorerSpec, Source};
 
+/// The line of a failed compiler's or tool's stderr that says what went wrong: the first one
+/// mentioning an error, else the first line; trimmed. Build failures are reported in one line.
+pub(crate) fn first_error_line(stderr: &[u8]) -> String {
+    let stderr = String::from_utf8_lossy(stderr);
+    stderr
+        .lines()
+        .find(|l| l.contains("error"))
+        .or_else(|| stderr.lines().next())
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
 /// The program for a trained model and the feature graph it reads (the backbone optimised, with
 /// its extra taps): what `fomo-ad compile` hands to an emitter.
 pub fn program_for_model(
