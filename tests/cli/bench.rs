@@ -60,6 +60,8 @@ fn bench_trains_both_scorers_and_times_c_reference_and_tract() {
         "1",
         "--reference-frames",
         "2",
+        "--processes",
+        "2",
         "--only",
         "c,reference,tract,peak",
         "--work",
@@ -110,7 +112,12 @@ fn bench_trains_both_scorers_and_times_c_reference_and_tract() {
             let what = format!("{name} {engine}");
             assert!(row["unavailable"].is_null(), "{what}: {row}");
             assert_eq!(row["macs"].as_u64().unwrap(), macs, "{what}");
-            let frames = if engine == "reference" { 2 } else { 3 };
+            // Generated code: 3 frames in each of 2 processes, pooled.
+            let frames = match engine {
+                "reference" => 2,
+                "tract" => 3,
+                _ => 6,
+            };
             check_stats(&row["backbone"], &what, frames);
             let backbone_only = row["backbone_only"].as_bool().unwrap();
             assert_eq!(backbone_only, engine == "tract", "{what}");

@@ -66,6 +66,8 @@ pub struct Options {
     pub warmup: usize,
     /// Timed frames of the reference executor, which is far slower.
     pub reference_frames: usize,
+    /// Separate processes each generated-code row runs in (`frames` each, timings pooled).
+    pub processes: usize,
     pub groups: Vec<Group>,
     /// C compiler.
     pub cc: String,
@@ -115,6 +117,8 @@ pub struct Settings {
     pub frames: usize,
     pub warmup: usize,
     pub reference_frames: usize,
+    /// Processes per generated-code row (each `frames` timed frames; the stats pool them).
+    pub processes: usize,
     pub frame: String,
     pub c_o2: String,
     pub c_native: String,
@@ -209,9 +213,9 @@ const RUST_NATIVE_FLAGS: &str = "-C target-cpu=native";
 
 /// Runs every selected row for every subject.
 pub fn run(subjects: &[Subject], options: &Options) -> Result<Report> {
-    if options.frames == 0 || options.reference_frames == 0 {
+    if options.frames == 0 || options.reference_frames == 0 || options.processes == 0 {
         return Err(Error::usage(
-            "--frames and --reference-frames must be at least 1",
+            "--frames, --reference-frames and --processes must be at least 1",
         ));
     }
     let mut machine = Machine::now();
@@ -229,6 +233,7 @@ pub fn run(subjects: &[Subject], options: &Options) -> Result<Report> {
         frames: options.frames,
         warmup: options.warmup,
         reference_frames: options.reference_frames,
+        processes: options.processes,
         frame: format!("{}, run again every frame", options.frame_source),
         c_o2: c_flags(C_O2, options).join(" "),
         c_native: c_flags(C_NATIVE, options).join(" "),
@@ -468,7 +473,13 @@ fn c_rows(
                 let exe = dir.join(format!("driver-{engine}"));
                 generated::build_c(context.program, &dir, &options.cc, &flags, &exe)
                     .and_then(|_| {
-                        generated::run_driver(&exe, frame, options.frames, options.warmup)
+                        generated::run_driver_pooled(
+                            &exe,
+                            frame,
+                            options.frames,
+                            options.warmup,
+                            options.processes,
+                        )
                     })
                     .map_err(|e| e.to_string())
             });
@@ -508,7 +519,13 @@ fn rust_rows(
                 let target = options.work.join(format!("target-{engine}"));
                 generated::build_rust(&dir, &target, rustflags)
                     .and_then(|exe| {
-                        generated::run_driver(&exe, frame, options.frames, options.warmup)
+                        generated::run_driver_pooled(
+                            &exe,
+                            frame,
+                            options.frames,
+                            options.warmup,
+                            options.processes,
+                        )
                     })
                     .map_err(|e| e.to_string())
             });

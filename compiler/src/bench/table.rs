@@ -8,8 +8,8 @@ pub fn render(report: &Report) -> String {
     let m = &report.machine;
     let s = &report.settings;
     out += &format!(
-        "{}: {} thread, batch {}, {} timed frames after {} warm-up ({} for the reference executor)\n",
-        report.tool, s.threads, s.batch, s.frames, s.warmup, s.reference_frames
+        "{}: {} thread, batch {}, {} timed frames after {} warm-up ({} for the reference executor); generated code in {} processes of that many, pooled\n",
+        report.tool, s.threads, s.batch, s.frames, s.warmup, s.reference_frames, s.processes
     );
     out += &format!(
         "CPU: {} ({} logical, this process allowed on {}), load average {} at start, {} at end\n",

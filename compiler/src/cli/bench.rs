@@ -37,6 +37,10 @@ pub struct BenchArgs {
     /// Timed frames of the reference executor (an interpreter, far slower).
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub reference_frames: usize,
+    /// Separate processes each generated C and Rust row runs in, --frames each, timings pooled
+    /// (one process can be slow for its whole life on a virtual machine).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub processes: usize,
     /// Run only these rows.
     #[arg(
         long,
@@ -153,6 +157,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         frames: args.frames,
         warmup: args.warmup,
         reference_frames: args.reference_frames,
+        processes: args.processes,
         groups,
         cc: args
             .cc
