@@ -452,6 +452,17 @@ fn c_flags(base: &[&str], options: &Options) -> Vec<String> {
         .collect()
 }
 
+/// A generated-code driver's timings, as `options` asks for them.
+fn time_driver(exe: &Path, frame: &Path, options: &Options) -> Result<generated::Timings> {
+    generated::run_driver_pooled(
+        exe,
+        frame,
+        options.frames,
+        options.warmup,
+        options.processes,
+    )
+}
+
 fn c_rows(
     context: &RowContext,
     options: &Options,
@@ -472,15 +483,7 @@ fn c_rows(
                 progress(&format!("{name}: building and timing {engine}"));
                 let exe = dir.join(format!("driver-{engine}"));
                 generated::build_c(context.program, &dir, &options.cc, &flags, &exe)
-                    .and_then(|_| {
-                        generated::run_driver_pooled(
-                            &exe,
-                            frame,
-                            options.frames,
-                            options.warmup,
-                            options.processes,
-                        )
-                    })
+                    .and_then(|_| time_driver(&exe, frame, options))
                     .map_err(|e| e.to_string())
             });
             match measured {
@@ -518,15 +521,7 @@ fn rust_rows(
                 // One target directory per flavour: the flags change every artifact.
                 let target = options.work.join(format!("target-{engine}"));
                 generated::build_rust(&dir, &target, rustflags)
-                    .and_then(|exe| {
-                        generated::run_driver_pooled(
-                            &exe,
-                            frame,
-                            options.frames,
-                            options.warmup,
-                            options.processes,
-                        )
-                    })
+                    .and_then(|exe| time_driver(&exe, frame, options))
                     .map_err(|e| e.to_string())
             });
             match measured {
