@@ -310,9 +310,13 @@ fn use_backbone(graph: Graph) {
     // moves into the weights), which is exact in real arithmetic but not near f32::MAX, and a
     // clamp after a huge intermediate hides the magnitude from the output (the onnx fuzzer's
     // BatchNorm scale of 2.3e38 overflowed the folded sums to inf - inf).
-    let every_tensor: Vec<_> = graph.nodes.iter().map(|node| node.output).collect();
-    let intermediates = crate::exec::run_keeping(&graph, &input, &every_tensor);
-    let reference = crate::exec::run(&graph, &input);
+    // One run gives both: every node's output, then the graph's output last.
+    let mut kept: Vec<_> = graph.nodes.iter().map(|node| node.output).collect();
+    kept.push(graph.output);
+    let mut intermediates = crate::exec::run_keeping(&graph, &input, &kept);
+    let reference = intermediates
+        .pop()
+        .expect("run_keeping returns one tensor per kept id");
     let fast = crate::exec::run(&optimized, &input);
     assert_eq!(
         reference.shape, fast.shape,
