@@ -36,24 +36,20 @@ pub(super) fn cargo_toml(options: &RustOptions, header: &Header) -> String {
         "\n[features]\n# Fused multiply-add in the kernels where the target has a fast FMA (e.g. \
          -C target-cpu=native\n# on x86-64); needs std, which has f32::mul_add and core has not.\n",
     );
-    match &options.runtime {
-        Runtime::Version => {
+    // How the crate gets its kernels: `std` is passed on to the runtime, or is the crate's own.
+    let runtime = match &options.runtime {
+        Runtime::Version => Some(format!("\"{}\"", runtime_version())),
+        Runtime::Path(path) => Some(format!("{{ path = {} }}", toml_string(path))),
+        Runtime::Standalone => None,
+    };
+    match runtime {
+        Some(spec) => {
             let _ = write!(
                 out,
-                "std = [\"fomo-ad-runtime/std\"]\n\n[dependencies]\nfomo-ad-runtime = \"{}\"\n",
-                runtime_version()
+                "std = [\"fomo-ad-runtime/std\"]\n\n[dependencies]\nfomo-ad-runtime = {spec}\n"
             );
         }
-        Runtime::Path(path) => {
-            let _ = write!(
-                out,
-                "std = [\"fomo-ad-runtime/std\"]\n\n[dependencies]\nfomo-ad-runtime = {{ path = {} }}\n",
-                toml_string(path)
-            );
-        }
-        Runtime::Standalone => {
-            out.push_str("std = []\n\n# No dependencies: the kernels are in src/kernels/.\n");
-        }
+        None => out.push_str("std = []\n\n# No dependencies: the kernels are in src/kernels/.\n"),
     }
     out
 }
