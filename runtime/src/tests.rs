@@ -776,3 +776,25 @@ fn summary_of_cells() {
     assert!(!summarize(&[1.0, 3.9], 4.0).unwrap().anomalous);
     assert!(summarize(&[], 1.0).is_err());
 }
+
+#[test]
+fn dot_and_squared_distance_count_every_value_of_any_length() {
+    // Lengths around the 16 lanes, so the tail summed apart is exercised with and without
+    // whole blocks before it; a value dropped or counted twice would move the sums by ~1.
+    for n in [0, 1, 7, 15, 16, 17, 31, 32, 33, 191, 192] {
+        let a = values(n, 60 + n as u64);
+        let b = values(n, 61 + n as u64);
+        let dot_f64: f64 = a
+            .iter()
+            .zip(&b)
+            .map(|(&x, &y)| f64::from(x) * f64::from(y))
+            .sum();
+        let dist_f64: f64 = a
+            .iter()
+            .zip(&b)
+            .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+            .sum();
+        assert_close(&[dot(&a, &b)], &[dot_f64 as f32], 1e-5);
+        assert_close(&[squared_distance(&a, &b)], &[dist_f64 as f32], 1e-5);
+    }
+}

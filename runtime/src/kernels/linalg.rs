@@ -20,9 +20,13 @@ fn reduce(a: &[f32], b: &[f32], factors: impl Fn(f32, f32) -> (f32, f32)) -> f32
             *lane = mul_add(l, r, *lane);
         }
     }
-    for ((lane, &u), &v) in lanes.iter_mut().zip(a_rest).zip(b_rest) {
+    // The tail in a sum of its own: adding it into the lanes takes a masked store that the
+    // reduction below then reloads in pieces, a store-forwarding stall per call (measured 2x on
+    // the GMM scorer's short dot products).
+    let mut tail = 0.0f32;
+    for (&u, &v) in a_rest.iter().zip(b_rest) {
         let (l, r) = factors(u, v);
-        *lane = mul_add(l, r, *lane);
+        tail = mul_add(l, r, tail);
     }
     // A pairwise tree: lane i with lane i + half until one is left.
     let mut half = LANES / 2;
@@ -32,7 +36,7 @@ fn reduce(a: &[f32], b: &[f32], factors: impl Fn(f32, f32) -> (f32, f32)) -> f32
         }
         half /= 2;
     }
-    lanes[0]
+    lanes[0] + tail
 }
 
 /// `sum a[i] * b[i]` over the shorter of the two.
