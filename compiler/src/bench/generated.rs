@@ -26,6 +26,21 @@ pub struct Timings {
 }
 
 impl Timings {
+    /// Adds the timings of another process of the same driver `exe`, which must have given the
+    /// same cells.
+    pub fn pool(&mut self, exe: &Path, more: Timings) -> Result<()> {
+        if more.cells != self.cells || more.staged_cells != self.staged_cells {
+            return Err(Error::input(
+                exe,
+                "the timing driver gave different cells in two runs on the same frame",
+            ));
+        }
+        self.backbone_ns.extend(more.backbone_ns);
+        self.scorer_ns.extend(more.scorer_ns);
+        self.total_ns.extend(more.total_ns);
+        Ok(())
+    }
+
     fn parse(exe: &Path, stdout: &[u8]) -> Result<Timings> {
         let text = String::from_utf8_lossy(stdout);
         let line = text.lines().last().unwrap_or("");
@@ -36,33 +51,6 @@ impl Timings {
             )
         })
     }
-}
-
-/// Runs a timing driver in `processes` separate processes of `frames` timed frames each and
-/// pools their timings: on a virtual machine one process can land on a placement that runs the
-/// same code 1.5x slower for its whole life (seen here, C and Rust alike), which a single
-/// process per row would report as the code's speed.
-pub fn run_driver_pooled(
-    exe: &Path,
-    frame: &Path,
-    frames: usize,
-    warmup: usize,
-    processes: usize,
-) -> Result<Timings> {
-    let mut pooled = run_driver(exe, frame, frames, warmup)?;
-    for _ in 1..processes {
-        let more = run_driver(exe, frame, frames, warmup)?;
-        if more.cells != pooled.cells || more.staged_cells != pooled.staged_cells {
-            return Err(Error::input(
-                exe,
-                "the timing driver gave different cells in two runs on the same frame",
-            ));
-        }
-        pooled.backbone_ns.extend(more.backbone_ns);
-        pooled.scorer_ns.extend(more.scorer_ns);
-        pooled.total_ns.extend(more.total_ns);
-    }
-    Ok(pooled)
 }
 
 /// Symbol prefix of the generated C library.

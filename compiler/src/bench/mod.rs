@@ -66,7 +66,8 @@ pub struct Options {
     pub warmup: usize,
     /// Timed frames of the reference executor, which is far slower.
     pub reference_frames: usize,
-    /// Separate processes each generated-code row runs in (`frames` each, timings pooled).
+    /// Separate processes each generated-code row runs in (`frames` each, timings pooled), in
+    /// rounds of one process per row.
     pub processes: usize,
     pub groups: Vec<Group>,
     /// C compiler.
@@ -308,13 +309,14 @@ fn bench_model(
     let frame_path = work.join("frame.u8");
     std::fs::write(&frame_path, subject.frame).map_err(|e| Error::io(&frame_path, e))?;
 
-    let mut rows = Vec::new();
+    let mut builds = Vec::new();
     if options.groups.contains(&Group::C) {
-        rows.extend(c_rows(&context, options, &work, &frame_path, name));
+        builds.extend(c_builds(&context, options, &work, name));
     }
     if options.groups.contains(&Group::Rust) {
-        rows.extend(rust_rows(&context, options, &work, &frame_path, name));
+        builds.extend(rust_builds(&context, options, &work, name));
     }
+    let mut rows = time_builds(&context, options, &frame_path, name, builds);
     if options.groups.contains(&Group::Reference) {
         progress(&format!(
             "{name}: reference executor, {} frames",
@@ -452,81 +454,112 @@ fn c_flags(base: &[&str], options: &Options) -> Vec<String> {
         .collect()
 }
 
-/// A generated-code driver's timings, as `options` asks for them.
-fn time_driver(exe: &Path, frame: &Path, options: &Options) -> Result<generated::Timings> {
-    generated::run_driver_pooled(
-        exe,
-        frame,
-        options.frames,
-        options.warmup,
-        options.processes,
-    )
+/// A generated-code row: its driver, built, or why it could not be.
+struct Build {
+    engine: &'static str,
+    what: String,
+    exe: std::result::Result<PathBuf, String>,
 }
 
-fn c_rows(
-    context: &RowContext,
-    options: &Options,
-    work: &Path,
-    frame: &Path,
-    name: &str,
-) -> Vec<Row> {
+fn c_builds(context: &RowContext, options: &Options, work: &Path, name: &str) -> Vec<Build> {
     let dir = work.join("c");
     let builds = [("c-O2", C_O2), ("c-O3-native", C_NATIVE)];
-    let macs = context.program.backbone_macs();
     let prepared = create_dir(&dir).and_then(|_| generated::prepare_c(context.program, &dir));
     builds
         .iter()
-        .map(|(engine, base)| {
+        .map(|&(engine, base)| {
             let flags = c_flags(base, options);
             let what = format!("generated C, {} {}", options.cc, flags.join(" "));
-            let measured = prepared.as_ref().map_err(|e| e.to_string()).and_then(|_| {
-                progress(&format!("{name}: building and timing {engine}"));
+            let exe = prepared.as_ref().map_err(|e| e.to_string()).and_then(|_| {
+                progress(&format!("{name}: building {engine}"));
                 let exe = dir.join(format!("driver-{engine}"));
                 generated::build_c(context.program, &dir, &options.cc, &flags, &exe)
-                    .and_then(|_| time_driver(&exe, frame, options))
+                    .map(|_| exe)
                     .map_err(|e| e.to_string())
             });
-            match measured {
-                Ok(timings) => context.generated_row(engine, what, timings),
-                Err(reason) => Row::unavailable(engine, what, macs, reason),
-            }
+            Build { engine, what, exe }
         })
         .collect()
 }
 
-fn rust_rows(
-    context: &RowContext,
-    options: &Options,
-    work: &Path,
-    frame: &Path,
-    name: &str,
-) -> Vec<Row> {
+fn rust_builds(context: &RowContext, options: &Options, work: &Path, name: &str) -> Vec<Build> {
     let dir = work.join("rust");
     let builds = [("rust-release", ""), ("rust-native", RUST_NATIVE_FLAGS)];
-    let macs = context.program.backbone_macs();
     let prepared = create_dir(&dir)
         .and_then(|_| generated::prepare_rust(context.program, &dir, options.runtime.clone()));
     builds
         .iter()
-        .map(|(engine, rustflags)| {
+        .map(|&(engine, rustflags)| {
             let what = if rustflags.is_empty() {
                 "generated Rust, cargo build --release".to_string()
             } else {
                 format!("generated Rust, RUSTFLAGS='{rustflags}' cargo build --release")
             };
-            let measured = prepared.as_ref().map_err(|e| e.to_string()).and_then(|_| {
-                progress(&format!(
-                    "{name}: building (cargo, release) and timing {engine}"
-                ));
+            let exe = prepared.as_ref().map_err(|e| e.to_string()).and_then(|_| {
+                progress(&format!("{name}: building {engine} (cargo, release)"));
                 // One target directory per flavour: the flags change every artifact.
                 let target = options.work.join(format!("target-{engine}"));
-                generated::build_rust(&dir, &target, rustflags)
-                    .and_then(|exe| time_driver(&exe, frame, options))
-                    .map_err(|e| e.to_string())
+                generated::build_rust(&dir, &target, rustflags).map_err(|e| e.to_string())
             });
-            match measured {
-                Ok(timings) => context.generated_row(engine, what, timings),
-                Err(reason) => Row::unavailable(engine, what, macs, reason),
+            Build { engine, what, exe }
+        })
+        .collect()
+}
+
+/// Times every built driver in `options.processes` rounds of one process each, pooling each
+/// driver's rounds. Round by round, not row by row: a slow spell of a virtual machine (seen here
+/// lasting minutes, 1.5-2x) then lands on every row alike instead of on whichever rows ran
+/// during it, which skewed the ratios between rows (Rust/C moved from 1.2 to 1.7).
+fn time_builds(
+    context: &RowContext,
+    options: &Options,
+    frame: &Path,
+    name: &str,
+    builds: Vec<Build>,
+) -> Vec<Row> {
+    let built: Vec<&str> = builds
+        .iter()
+        .filter(|b| b.exe.is_ok())
+        .map(|b| b.engine)
+        .collect();
+    if !built.is_empty() {
+        progress(&format!(
+            "{name}: timing {} in {} interleaved rounds",
+            built.join(", "),
+            options.processes
+        ));
+    }
+    let mut timed: Vec<Option<std::result::Result<generated::Timings, String>>> =
+        builds.iter().map(|_| None).collect();
+    for _ in 0..options.processes {
+        for (build, slot) in builds.iter().zip(&mut timed) {
+            let Ok(exe) = &build.exe else {
+                continue;
+            };
+            let run = generated::run_driver(exe, frame, options.frames, options.warmup);
+            *slot = Some(match (slot.take(), run) {
+                (Some(Err(e)), _) => Err(e),
+                (_, Err(e)) => Err(e.to_string()),
+                (None, Ok(first)) => Ok(first),
+                (Some(Ok(mut pooled)), Ok(more)) => pooled
+                    .pool(exe, more)
+                    .map(|_| pooled)
+                    .map_err(|e| e.to_string()),
+            });
+        }
+    }
+    let macs = context.program.backbone_macs();
+    builds
+        .into_iter()
+        .zip(timed)
+        .map(|(build, timings)| {
+            let timings = build.exe.and_then(|_| {
+                // `processes` is at least 1 (checked with the options), so every built driver ran.
+                timings.unwrap_or_else(|| Err("internal error: the driver never ran".into()))
+            });
+            match timings {
+                Ok(t) => context.generated_row(build.engine, build.what, t),
+                Err(reason) => Row::unavailable(build.engine, build.what, macs, reason),
             }
         })
         .collect()

@@ -38,7 +38,8 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub reference_frames: usize,
     /// Separate processes each generated C and Rust row runs in, --frames each, timings pooled
-    /// (one process can be slow for its whole life on a virtual machine).
+    /// (one process can be slow for its whole life on a virtual machine); run in rounds of one
+    /// process per row, so a slow spell of the machine hits every row alike.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub processes: usize,
     /// Run only these rows.
