@@ -201,12 +201,13 @@ fn weight_literals_read_back_exactly() {
         let name = constant.name.to_ascii_uppercase();
         let start = weights
             .find(&format!(
-                "pub static {name}: [f32; {}] = [",
+                "pub static {name}: Aligned<[f32; {}]> = Aligned([",
                 constant.values.len()
             ))
             .unwrap_or_else(|| panic!("no static {name}"));
         let body = &weights[start..];
-        let body = &body[body.find("= [").expect("an array") + 3..body.find("];").expect("closed")];
+        let body = &body
+            [body.find("= Aligned([").expect("an array") + 11..body.find("]);").expect("closed")];
         let parsed: Vec<f32> = body
             .split(',')
             .map(str::trim)

@@ -14,7 +14,7 @@ mod patchcore;
 mod pool;
 mod summary;
 
-pub use arena::{region, region_mut, split, Region};
+pub use arena::{region, region_mut, split, Aligned, Region};
 pub use conv::{
     conv2d, conv2d_depthwise, conv2d_pointwise, pointwise_weights_len, Conv2d, POINTWISE_BLOCK,
 };

@@ -827,10 +827,10 @@ fn bound(v: f32) -> TokenStream {
     }
 }
 
-/// `weights::NAME` of a program constant.
+/// `weights::NAME.0` of a program constant: its array, inside the cache-line alignment.
 fn weight_path(program: &Program, id: ConstId) -> TokenStream {
     let name = format_ident!("{}", static_name(&program.constant(id).name));
-    quote!(weights::#name)
+    quote!(weights::#name.0)
 }
 
 fn region(operand: &Operand) -> TokenStream {

@@ -1,4 +1,5 @@
-//! `src/weights.rs`: every constant as a `static` f32 array (flash, one copy), written as plain
+//! `src/weights.rs`: every constant as a `static` f32 array (flash, one copy) aligned to a cache
+//! line (`kernels::Aligned`, so that no vector load of it straddles two lines), written as plain
 //! text rather than through prettyplease so that memory banks of half a million values stay fast
 //! to print. Each array is `#[rustfmt::skip]` with our own packed layout (rustfmt would put every
 //! long literal on its own line).
@@ -18,13 +19,14 @@ pub(super) fn weights_rs(program: &Program, header: &Header) -> String {
          //! Literals are exact: each reads back as the f32 the compiler computed.\n\
          // Some of many thousands of trained values may happen to look like `PI` or `LN_2`, and\n\
          // exact literals are what we want: these lints would only be noise here.\n\
-         #![allow(clippy::approx_constant, clippy::excessive_precision)]\n",
+         #![allow(clippy::approx_constant, clippy::excessive_precision)]\n\n\
+         use crate::kernels::Aligned;\n",
     );
     for constant in &program.constants {
         let dims: Vec<String> = constant.dims.iter().map(usize::to_string).collect();
         let _ = write!(
             out,
-            "\n/// {}\n///\n/// Layout `{}`, dims {}.\n#[rustfmt::skip]\npub static {}: [f32; {}] = [\n",
+            "\n/// {}\n///\n/// Layout `{}`, dims {}.\n#[rustfmt::skip]\npub static {}: Aligned<[f32; {}]> = Aligned([\n",
             constant.comment,
             constant.layout,
             dims.join(" x "),
@@ -44,7 +46,7 @@ pub(super) fn weights_rs(program: &Program, header: &Header) -> String {
         if !line.is_empty() {
             let _ = writeln!(out, "    {}", line.trim_end());
         }
-        out.push_str("];\n");
+        out.push_str("]);\n");
     }
     out
 }
