@@ -456,3 +456,17 @@ fn gmm_kernels_match_the_reference_scorer() {
         }
     }
 }
+
+#[test]
+fn weight_statics_are_aligned_as_the_compiler_counts_them() {
+    // The emitter declares every weight as `kernels::Aligned<[f32; N]>` and reports the flash
+    // they take assuming this alignment; both must be the runtime type's.
+    assert_eq!(
+        std::mem::align_of::<rt::Aligned<[f32; 3]>>(),
+        fomo_ad::codegen::rust::WEIGHT_ALIGNMENT
+    );
+    assert_eq!(
+        std::mem::size_of::<rt::Aligned<[f32; 17]>>(),
+        (17 * 4usize).next_multiple_of(fomo_ad::codegen::rust::WEIGHT_ALIGNMENT)
+    );
+}

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{runtime_version, Header, Runtime, RustOptions};
+use super::{runtime_version, weight_bytes, Header, Runtime, RustOptions};
 use crate::codegen::program::{Kernel, Program, ScorerStage};
 
 /// Oldest Rust the generated code and the runtime build with (`usize::is_multiple_of`).
@@ -120,11 +120,11 @@ pub(super) fn readme(program: &Program, options: &RustOptions, header: &Header) 
     let _ = write!(
         out,
         "## Footprint\n\n| what | bytes |\n| --- | ---: |\n\
-         | constants (`src/weights.rs`, flash) | {} |\n\
+         | constants (`src/weights.rs`, flash, each array cache-line aligned) | {} |\n\
          | arena (`Arena`, RAM) | {} |\n\
          | arena lower bound of this schedule | {} |\n\
          | `Scores` | {} |\n\n",
-        program.constant_bytes(),
+        weight_bytes(program),
         program.arena.bytes,
         program.arena.lower_bound_bytes,
         (program.grid.cells() + 2) * 4 + 4,

@@ -17,6 +17,19 @@ use super::program::Program;
 use super::GeneratedFile;
 use crate::error::{Error, Result};
 
+/// Alignment in bytes of every weight static the crate declares: the runtime's `kernels::Aligned`
+/// (a cache line, so that vector loads of weight rows never straddle two).
+pub const WEIGHT_ALIGNMENT: usize = 64;
+
+/// Bytes the crate's weight statics occupy: each array rounded up to [`WEIGHT_ALIGNMENT`].
+pub fn weight_bytes(program: &Program) -> usize {
+    program
+        .constants
+        .iter()
+        .map(|c| (c.values.len() * 4).next_multiple_of(WEIGHT_ALIGNMENT))
+        .sum()
+}
+
 /// Where the generated crate gets its kernels from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Runtime {
