@@ -393,6 +393,25 @@ fn scale_pixels_per_channel() {
 }
 
 #[test]
+fn scale_pixels_matches_per_value_scaling_for_any_channel_count_and_length() {
+    // 1-4 channels take the 48-value runs plus a tail, 5 and 7 the per-pixel loop; 37 pixels
+    // leave a tail in each case. A factor applied to the wrong channel moves values by ~100.
+    for channels in [1usize, 2, 3, 4, 5, 7] {
+        let pixels: Vec<u8> = (0..37 * channels).map(|i| (i * 37 % 256) as u8).collect();
+        let scale: Vec<f32> = (0..channels).map(|c| 0.5 + c as f32).collect();
+        let offset: Vec<f32> = (0..channels).map(|c| -100.0 * c as f32).collect();
+        let mut out = vec![f32::NAN; pixels.len()];
+        scale_pixels(&pixels, &scale, &offset, &mut out).unwrap();
+        let expected: Vec<f32> = pixels
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| f32::from(v) * scale[i % channels] + offset[i % channels])
+            .collect();
+        assert_eq!(out, expected, "{channels} channels");
+    }
+}
+
+#[test]
 fn arena_split_hands_out_disjoint_regions_or_refuses() {
     let mut arena: Vec<f32> = (0..10).map(|v| v as f32).collect();
     let ([a, b], out) = split(
