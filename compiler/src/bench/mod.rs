@@ -509,7 +509,8 @@ fn rust_builds(context: &RowContext, options: &Options, work: &Path, name: &str)
 /// Times every built driver in `options.processes` rounds of one process each, pooling each
 /// driver's rounds. Round by round, not row by row: a slow spell of a virtual machine (seen here
 /// lasting minutes, 1.5-2x) then lands on every row alike instead of on whichever rows ran
-/// during it, which skewed the ratios between rows (Rust/C moved from 1.2 to 1.7).
+/// during it, which skewed the ratios between rows (one run read the GMM's Rust/C as 1.20,
+/// interleaved runs of the same builds about 1.55).
 fn time_builds(
     context: &RowContext,
     options: &Options,
@@ -533,7 +534,8 @@ fn time_builds(
         builds.iter().map(|_| None).collect();
     for _ in 0..options.processes {
         for (build, slot) in builds.iter().zip(&mut timed) {
-            let Ok(exe) = &build.exe else {
+            // Unbuilt, or failed in an earlier round: the row reports why.
+            let (Ok(exe), None | Some(Ok(_))) = (&build.exe, &*slot) else {
                 continue;
             };
             let run = generated::run_driver(exe, frame, options.frames, options.warmup);

@@ -173,9 +173,7 @@ pub fn scale_pixels(
             .chunks_exact_mut(SCALE_SPAN)
             .zip(pixel_spans.chunks_exact(SCALE_SPAN))
         {
-            for (((o, &v), &s), &b) in out.iter_mut().zip(span).zip(&span_scale).zip(&span_offset) {
-                *o = f32::from(v) * s + b;
-            }
+            scale_run(out, span, &span_scale, &span_offset);
         }
         (output, pixels) = (out_rest, pixel_rest);
     }
@@ -183,11 +181,17 @@ pub fn scale_pixels(
         .chunks_exact_mut(channels)
         .zip(pixels.chunks_exact(channels))
     {
-        for (((o, &v), &s), &b) in out.iter_mut().zip(pixel).zip(scale).zip(offset) {
-            *o = f32::from(v) * s + b;
-        }
+        scale_run(out, pixel, scale, offset);
     }
     Ok(())
+}
+
+/// `out[i] = pixels[i] * scale[i] + offset[i]` over the shortest of the four.
+#[inline(always)]
+fn scale_run(out: &mut [f32], pixels: &[u8], scale: &[f32], offset: &[f32]) {
+    for (((o, &v), &s), &b) in out.iter_mut().zip(pixels).zip(scale).zip(offset) {
+        *o = f32::from(v) * s + b;
+    }
 }
 
 /// Values [`scale_pixels`] converts per step of its fast loop.
