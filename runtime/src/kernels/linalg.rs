@@ -28,15 +28,11 @@ fn reduce(a: &[f32], b: &[f32], factors: impl Fn(f32, f32) -> (f32, f32)) -> f32
         let (l, r) = factors(u, v);
         tail = mul_add(l, r, tail);
     }
-    // A pairwise tree: lane i with lane i + half until one is left.
-    let mut half = LANES / 2;
-    while half > 0 {
-        for i in 0..half {
-            lanes[i] += lanes[i + half];
-        }
-        half /= 2;
-    }
-    lanes[0] + tail
+    // The lanes added in order onto the tail, as the C kernels do. Not a pairwise tree: LLVM
+    // then splits the lanes into 2-wide vectors for the whole loop (it matches the tree's first
+    // steps), where this keeps them in one 16-wide register (seen in the assembly; the GMM
+    // scorer's short dot products ran 1.6x slower).
+    lanes.iter().fold(tail, |total, &lane| total + lane)
 }
 
 /// `sum a[i] * b[i]` over the shorter of the two.
