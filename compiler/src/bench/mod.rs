@@ -530,24 +530,23 @@ fn time_builds(
             options.processes
         ));
     }
-    let mut timed: Vec<Option<std::result::Result<generated::Timings, String>>> =
-        builds.iter().map(|_| None).collect();
+    // Per build: why it has no row (unbuilt, or a round failed), or its timings pooled so far.
+    let mut timed: Vec<std::result::Result<Option<generated::Timings>, String>> = builds
+        .iter()
+        .map(|b| b.exe.as_ref().map(|_| None).map_err(Clone::clone))
+        .collect();
     for _ in 0..options.processes {
         for (build, slot) in builds.iter().zip(&mut timed) {
-            // Unbuilt, or failed in an earlier round: the row reports why.
-            let (Ok(exe), None | Some(Ok(_))) = (&build.exe, &*slot) else {
+            let (Ok(exe), Ok(pooled)) = (&build.exe, slot.as_mut()) else {
                 continue;
             };
-            let run = generated::run_driver(exe, frame, options.frames, options.warmup);
-            *slot = Some(match (slot.take(), run) {
-                (Some(Err(e)), _) => Err(e),
-                (_, Err(e)) => Err(e.to_string()),
-                (None, Ok(first)) => Ok(first),
-                (Some(Ok(mut pooled)), Ok(more)) => pooled
-                    .pool(exe, more)
-                    .map(|_| pooled)
-                    .map_err(|e| e.to_string()),
-            });
+            let so_far = pooled.take();
+            let pooled = generated::run_driver(exe, frame, options.frames, options.warmup)
+                .and_then(|more| match so_far {
+                    None => Ok(more),
+                    Some(mut so_far) => so_far.pool(exe, more).map(|()| so_far),
+                });
+            *slot = pooled.map(Some).map_err(|e| e.to_string());
         }
     }
     let macs = context.program.backbone_macs();
@@ -555,10 +554,9 @@ fn time_builds(
         .into_iter()
         .zip(timed)
         .map(|(build, timings)| {
-            let timings = build.exe.and_then(|_| {
-                // `processes` is at least 1 (checked with the options), so every built driver ran.
-                timings.unwrap_or_else(|| Err("internal error: the driver never ran".into()))
-            });
+            // `processes` is at least 1 (checked with the options), so every built driver ran.
+            let timings = timings
+                .and_then(|t| t.ok_or_else(|| "internal error: the driver never ran".to_string()));
             match timings {
                 Ok(t) => context.generated_row(build.engine, build.what, t),
                 Err(reason) => Row::unavailable(build.engine, build.what, macs, reason),
